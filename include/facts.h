@@ -1,0 +1,299 @@
+/*
+ * facts.h - the factsd data core: an immutable, reference-counted store of
+ * the facts of one article (sources, actors, events, troop estimates), its
+ * strict loader and its queries.
+ *
+ * The core knows nothing of HTTP and does no network I/O. Every function
+ * documents what it returns on error, who owns its arguments and results, and
+ * how long a returned pointer stays valid. A failed call leaves every object it
+ * was given unchanged.
+ *
+ * Thread safety: a loaded facts_store never changes. Any number of threads may
+ * query the same store at once without locking; references are counted
+ * atomically (facts_store_ref / facts_store_unref).
+ */
+#ifndef FACTS_H
+#define FACTS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <jansson.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define FACTS_VERSION "0.1.0"
+#define FACTS_DATASET_FORMAT "factsd-dataset/1"
+
+/* ---------------------------------------------------------------- status */
+
+/* The one status type of the core. FACTS_OK is 0; everything else is a
+ * failure and leaves state unchanged. */
+typedef enum facts_status {
+    FACTS_OK = 0,
+    FACTS_ENOMEM,    /* an allocation failed */
+    FACTS_EIO,       /* a file could not be opened or read */
+    FACTS_ESYNTAX,   /* malformed JSON (line:column in the error) */
+    FACTS_EINVALID,  /* well-formed JSON that breaks a dataset rule */
+    FACTS_ELIMIT,    /* input larger than a hard cap */
+    FACTS_ENOTFOUND, /* no record with that id or slug */
+    FACTS_EARG       /* a query argument is invalid (names the argument) */
+} facts_status;
+
+/* Returns a static, lower-case name for status ("ok", "enomem", ...);
+ * "unknown" for a value outside the enum. Never fails. */
+const char *facts_status_name(facts_status status);
+
+/* A failure's description, filled by any call that takes a facts_error *.
+ * Callers own the struct; every call that fails fills all fields (empty
+ * strings and 0 where a field does not apply); a call that succeeds leaves it
+ * untouched. Strings are NUL-terminated and truncated to fit. */
+typedef struct facts_error {
+    facts_status status;
+    char source[128];  /* file name, "<embedded>" or "query" */
+    int line;          /* 1-based line of the problem, 0 when not known */
+    int column;        /* 1-based column, 0 when not known */
+    char pointer[256]; /* RFC 6901 JSON pointer ("" = the whole document);
+                          for a query error, the argument's name */
+    char rule[32];     /* stable rule id, e.g. "low-high", "reference" */
+    char text[256];    /* a sentence for people */
+} facts_error;
+
+/* Writes "source:line:column: pointer: text [rule]" (parts that do not apply
+ * are left out) into buf, always NUL-terminating when size > 0. Returns the
+ * length the full message needs, like snprintf. Never fails. */
+size_t facts_error_format(const facts_error *err, char *buf, size_t size);
+
+/* ----------------------------------------------------------------- kinds */
+
+typedef enum facts_kind {
+    FACTS_KIND_SOURCE = 0,
+    FACTS_KIND_ACTOR,
+    FACTS_KIND_EVENT,
+    FACTS_KIND_ESTIMATE,
+    FACTS_KIND_COUNT
+} facts_kind;
+
+/* Returns the kind's singular name: "source", "actor", "event",
+ * "troop-estimate"; NULL for a value outside the enum. */
+const char *facts_kind_name(facts_kind kind);
+
+/* Returns the kind's collection name as used in URLs: "sources", "actors",
+ * "events", "troop-estimates"; NULL for a value outside the enum. */
+const char *facts_kind_collection(facts_kind kind);
+
+/* Looks a collection name up. Returns FACTS_OK and sets *kind, or
+ * FACTS_ENOTFOUND and leaves *kind unchanged. */
+facts_status facts_kind_from_collection(const char *name, facts_kind *kind);
+
+/* ----------------------------------------------------------------- dates */
+
+typedef enum facts_precision {
+    FACTS_PRECISION_UNKNOWN = 0,
+    FACTS_PRECISION_YEAR,
+    FACTS_PRECISION_SEASON,
+    FACTS_PRECISION_MONTH,
+    FACTS_PRECISION_DAY
+} facts_precision;
+
+/* A date range resolved to whole days. first_day and last_day count days
+ * since 1970-01-01 (proleptic Gregorian) and are meaningful only when
+ * precision is not FACTS_PRECISION_UNKNOWN. */
+typedef struct facts_date_range {
+    facts_precision precision;
+    int32_t first_day;
+    int32_t last_day;
+} facts_date_range;
+
+/* Parses a partial date "YYYY", "YYYY-MM" or "YYYY-MM-DD" (year 1000-9999,
+ * a real calendar date) into the first day it covers (last == false) or the
+ * last day (last == true). Returns FACTS_OK, or FACTS_EARG and leaves *day
+ * unchanged. s must be NUL-terminated; it is not kept. */
+facts_status facts_date_parse(const char *s, bool last, int32_t *day);
+
+/* ----------------------------------------------------------------- store */
+
+/* An immutable snapshot of a whole dataset. Opaque. */
+typedef struct facts_store facts_store;
+
+/* One record of any kind inside a store. Opaque; every pointer to a record is
+ * valid for as long as the store that returned it is referenced. */
+typedef struct facts_record facts_record;
+
+/* Parses and validates a dataset held in memory (len bytes at data, not
+ * NUL-terminated necessarily) and builds a store with revision 1 and a
+ * reference count of 1. name is used in error messages only (copied).
+ * Returns FACTS_OK and sets *out; on failure returns the status, fills err
+ * (if not NULL) with the position and rule, and leaves *out unchanged.
+ * Rejected: malformed JSON, duplicate keys, unknown members, any rule of
+ * docs/dataset-format.md, input over the caps (16 MiB, depth 32, ...). */
+facts_status facts_store_load_buffer(const char *data, size_t len, const char *name,
+                                     facts_store **out, facts_error *err);
+
+/* As facts_store_load_buffer, reading the file at path (its name appears in
+ * errors). FACTS_EIO when the file cannot be read. */
+facts_status facts_store_load_file(const char *path, facts_store **out, facts_error *err);
+
+/* As facts_store_load_buffer, on the dataset embedded in the library at
+ * build time (the article's facts). */
+facts_status facts_store_load_embedded(facts_store **out, facts_error *err);
+
+/* The embedded dataset's bytes (static, never freed) and their length. */
+const char *facts_embedded_dataset(size_t *len);
+
+/* Adds a reference and returns store. NULL gives NULL. Never fails. */
+facts_store *facts_store_ref(facts_store *store);
+
+/* Drops a reference; the last one frees the store and all its records.
+ * NULL is a no-op. */
+void facts_store_unref(facts_store *store);
+
+/* The store's revision (1 for a freshly loaded dataset). */
+uint64_t facts_store_revision(const facts_store *store);
+
+/* The number of records of kind in the store; 0 for an invalid kind. */
+size_t facts_store_count(const facts_store *store, facts_kind kind);
+
+/* The i-th record of kind in dataset order, or NULL when i is out of range. */
+const facts_record *facts_store_at(const facts_store *store, facts_kind kind, size_t i);
+
+/* Finds a record of kind by id (a UUID, any letter case) or by slug.
+ * Returns NULL when there is none (or key is NULL). */
+const facts_record *facts_store_find(const facts_store *store, facts_kind kind,
+                                     const char *key);
+
+/* The dataset as a whole, with every record in its canonical representation
+ * (ids included), borrowed: valid while the store is referenced; do not
+ * modify. */
+const json_t *facts_store_json(const facts_store *store);
+
+/* ---------------------------------------------------------------- record */
+
+facts_kind facts_record_kind(const facts_record *rec);
+
+/* The record's id: a lower-case 36-character UUID string. Valid while the
+ * store is referenced. */
+const char *facts_record_id(const facts_record *rec);
+
+/* The record's slug. Valid while the store is referenced. */
+const char *facts_record_slug(const facts_record *rec);
+
+/* A display name: an actor's name, an event's or a source's title, an
+ * estimate's slug. Valid while the store is referenced. */
+const char *facts_record_name(const facts_record *rec);
+
+/* The record's canonical JSON representation: the dataset object with "id"
+ * added, references left as slugs. Borrowed: valid while the store is
+ * referenced; do not modify or decref it. */
+const json_t *facts_record_json(const facts_record *rec);
+
+/* The record's date range (an event's date, an estimate's period, a source's
+ * publication date). Returns false, leaving *range unchanged, for an actor. */
+bool facts_record_date(const facts_record *rec, facts_date_range *range);
+
+/* An estimate's bounds. Returns false (outputs unchanged) for other kinds. */
+bool facts_estimate_bounds(const facts_record *rec, int64_t *low, int64_t *high);
+
+/* Whether the record involves the actor: an event's participant, an
+ * estimate's sender, receiver or reporter, an actor itself. */
+bool facts_record_involves(const facts_record *rec, const facts_record *actor);
+
+/* --------------------------------------------------------------- queries */
+
+typedef enum facts_sort {
+    FACTS_SORT_DEFAULT = 0, /* events and estimates: date; others: name */
+    FACTS_SORT_DATE_ASC,    /* undated records last */
+    FACTS_SORT_DATE_DESC,   /* undated records last */
+    FACTS_SORT_NAME_ASC,    /* ASCII case-insensitive; ties by slug */
+    FACTS_SORT_NAME_DESC
+} facts_sort;
+
+/* Parses "date", "-date", "name", "-name". Returns FACTS_OK and sets *sort,
+ * or FACTS_EARG leaving *sort unchanged. */
+facts_status facts_sort_parse(const char *s, facts_sort *sort);
+
+enum {
+    FACTS_QUERY_LIMIT_DEFAULT = 50,
+    FACTS_QUERY_LIMIT_MAX = 500,
+    FACTS_QUERY_TEXT_MAX = 256,   /* bytes of a text search */
+    FACTS_QUERY_VALUES_MAX = 16,  /* comma-separated values in one filter */
+    FACTS_CURSOR_MAX = 512        /* bytes of a cursor string */
+};
+
+/* A query over one collection. All strings are borrowed for the duration of
+ * the call only; NULL means "no filter". Filters that do not apply to the
+ * collection are refused with FACTS_EARG naming them. */
+typedef struct facts_query {
+    facts_kind kind;    /* the collection */
+    const char *actor;  /* id or slug: events it takes part in, estimates it
+                           sends, receives or reports */
+    const char *type;   /* events: type, or a comma-separated list */
+    const char *status; /* events: status, or a list */
+    const char *subkind; /* actors: kind; estimates: kind (initial, ...) */
+    const char *from;   /* events, estimates: partial date; matches by overlap */
+    const char *to;     /* events, estimates: partial date, inclusive */
+    const char *text;   /* case-insensitive substring of names, aliases,
+                           titles, summaries, descriptions */
+    facts_sort sort;
+    size_t limit;       /* 1..FACTS_QUERY_LIMIT_MAX; 0 means the default */
+    const char *cursor; /* from a previous page's facts_page_next, or NULL */
+} facts_query;
+
+/* Sets *q to "all records of kind, default sort and limit". Never fails. */
+void facts_query_init(facts_query *q, facts_kind kind);
+
+/* One page of a query's result. Opaque. */
+typedef struct facts_page facts_page;
+
+/* Runs q against store. Returns FACTS_OK and sets *out to a new page owned by
+ * the caller (free with facts_page_free). Failures, with err filled (pointer
+ * = the argument's name): FACTS_EARG for a filter that does not apply, an
+ * unknown enum value, a bad date, a from after to, a limit out of range, a
+ * text over FACTS_QUERY_TEXT_MAX, or a cursor that is malformed or belongs to
+ * another query; FACTS_ENOTFOUND when actor names no actor; FACTS_ENOMEM.
+ * A cursor stays valid for the same query on the same store and on later
+ * revisions (it marks a position in the sort order, not an offset). */
+facts_status facts_store_query(const facts_store *store, const facts_query *q,
+                               facts_page **out, facts_error *err);
+
+/* The number of records on the page (≤ the query's limit). */
+size_t facts_page_count(const facts_page *page);
+
+/* The i-th record on the page, or NULL when i is out of range. The pointer is
+ * valid while the store that answered the query is referenced. */
+const facts_record *facts_page_get(const facts_page *page, size_t i);
+
+/* How many records match the query's filters in all (across all pages). */
+size_t facts_page_total(const facts_page *page);
+
+/* The cursor of the next page, or NULL on the last page. Valid until the page
+ * is freed. */
+const char *facts_page_next(const facts_page *page);
+
+/* Frees a page. NULL is a no-op. */
+void facts_page_free(facts_page *page);
+
+/* Cumulative bounds of a set of troop estimates. */
+typedef struct facts_summary {
+    int64_t low;  /* sum of the estimates' lows */
+    int64_t high; /* sum of the estimates' highs */
+    size_t count; /* how many estimates were summed */
+} facts_summary;
+
+/* Sums the troop estimates that q selects (q->kind must be
+ * FACTS_KIND_ESTIMATE; q->limit and q->cursor are ignored: every match
+ * counts). Sets *sum and, if page is not NULL, *page to a page holding every
+ * estimate behind the sum (caller frees). Fails as facts_store_query, with
+ * FACTS_EARG for another kind; outputs are unchanged on failure. */
+facts_status facts_store_summarize(const facts_store *store, const facts_query *q,
+                                   facts_summary *sum, facts_page **page,
+                                   facts_error *err);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* FACTS_H */
