@@ -19,7 +19,8 @@ const char *const facts_event_types[] = {
     "visit", "meeting", "weapons-test", "military-exercise", "treaty-signing",
     "statement", "accusation", "threat", "warning", "troop-deployment",
     "arms-supply", "support-exchange", "appointment", "negotiation", "ceasefire",
-    "diplomatic-overture", "invitation", "analysis", "tour", NULL};
+    "diplomatic-overture", "invitation", "analysis", "tour", "cooperation", "concern",
+    "armed-conflict", NULL};
 
 const char *const facts_event_statuses[] = {
     "occurred", "confirmed", "reported", "alleged", "suspected", "speculated",

@@ -683,7 +683,7 @@ static const char *const participant_required[] = {"actor", "role", NULL};
 static const char *const roles[] = {
     "visitor", "host", "signatory", "overseer", "accuser", "accused", "reporter", "sender",
     "receiver", "mediator", "party", "observer", "subject", "inviter", "invitee", "appointee",
-    "organizer", NULL};
+    "organizer", "speaker", "target", NULL};
 static const char *const acled_types[] = {
     "Battles", "Explosions/Remote violence", "Violence against civilians", "Protests",
     "Riots", "Strategic developments", NULL};

@@ -34,7 +34,7 @@ fi
 
 rules="syntax duplicate-key required unknown-member type enum format empty range too-long"
 rules+=" low-high date date-order duplicate-slug duplicate-id duplicate reference reference-kind"
-rules+=" locator self-reference context-note"
+rules+=" locator self-reference context-note not-allowed"
 
 passed=0
 failed=0
