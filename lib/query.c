@@ -288,14 +288,17 @@ static bool b64_decode(const char *in, char *out, size_t size, size_t *len)
     return true;
 }
 
-/* Cursor text: "1|<fingerprint>|<dated>|<first>|<last>|<slug>|<sort name>". */
+/* Cursor text: "1|<fingerprint>|<dated>|<first>|<last>|<slug>|<sort name>";
+ * the sort name only for the name sorts (the date sorts do not compare it). */
 static char *cursor_encode(const compiled *c, const facts_record *r)
 {
     char buf[FACTS_CURSOR_MAX];
+    bool by_name = c->sort == FACTS_SORT_NAME_ASC || c->sort == FACTS_SORT_NAME_DESC;
     int n = snprintf(buf, sizeof buf, "1|%016llx|%d|%ld|%ld|%s|%s",
                      (unsigned long long)c->fingerprint,
                      r->has_date && r->date.precision != FACTS_PRECISION_UNKNOWN,
-                     (long)r->date.first_day, (long)r->date.last_day, r->slug, r->sort_name);
+                     (long)r->date.first_day, (long)r->date.last_day, r->slug,
+                     by_name ? r->sort_name : "");
     if (n < 0)
         return NULL;
     if ((size_t)n >= sizeof buf / 4 * 3)
