@@ -40,7 +40,11 @@ typedef enum facts_status {
     FACTS_EINVALID,  /* well-formed JSON that breaks a dataset rule */
     FACTS_ELIMIT,    /* input larger than a hard cap */
     FACTS_ENOTFOUND, /* no record with that id or slug */
-    FACTS_EARG       /* a query argument is invalid (names the argument) */
+    FACTS_EARG,      /* a query argument is invalid (names the argument) */
+    FACTS_ECONFLICT, /* a change clashes with other records (slug or id taken,
+                        a record still referred to) */
+    FACTS_ENOSPC,    /* the disk is full */
+    FACTS_ECORRUPT   /* a journal is damaged before its last record */
 } facts_status;
 
 /* Returns a static, lower-case name for status ("ok", "enomem", ...);
@@ -291,6 +295,42 @@ typedef struct facts_summary {
 facts_status facts_store_summarize(const facts_store *store, const facts_query *q,
                                    facts_summary *sum, facts_page **page,
                                    facts_error *err);
+
+/* --------------------------------------------------------------- changes */
+
+typedef enum facts_op {
+    FACTS_OP_CREATE = 0, /* add a record */
+    FACTS_OP_REPLACE,    /* replace the record named by key, keeping its id */
+    FACTS_OP_DELETE      /* remove the record named by key */
+} facts_op;
+
+/* Builds a new store from base with one change applied. The whole resulting
+ * dataset goes through the loader's validation, so a change can never leave
+ * a dangling reference or a duplicate slug behind. base is not modified and
+ * stays valid; the new store has revision facts_store_revision(base) + 1 and
+ * a reference count of 1.
+ *
+ * record (borrowed; CREATE and REPLACE only) is the record in dataset form
+ * (slug references, no derived members). Created records get the id
+ * UUIDv5(namespace, "<kind>/<slug>") unless they carry one; a replaced record
+ * keeps its id (a different "id" member is an error). key (REPLACE, DELETE)
+ * is an id or a slug.
+ *
+ * On success sets *out and, if rec is not NULL, *rec to the created or
+ * replaced record inside *out (NULL for DELETE); pointers into *out live as
+ * long as *out. On failure outputs are unchanged and err says why:
+ *   FACTS_ENOTFOUND  key names no record of kind
+ *   FACTS_EINVALID   the record breaks a rule; err->source is "record" and
+ *                    err->pointer points into the record ("/title")
+ *   FACTS_ECONFLICT  the slug or id is taken (pointer into the record), or
+ *                    another record would be left broken, e.g. still refer
+ *                    to a deleted actor (err->source "dataset", pointer into
+ *                    the whole dataset, e.g. "/events/3/participants/0/actor")
+ *   FACTS_ELIMIT, FACTS_ENOMEM, FACTS_EARG (op or kind out of range, record
+ *                    missing or not an object). */
+facts_status facts_store_apply(const facts_store *base, facts_op op, facts_kind kind,
+                               const char *key, const json_t *record, facts_store **out,
+                               const facts_record **rec, facts_error *err);
 
 #ifdef __cplusplus
 }

@@ -26,6 +26,9 @@ const char *const facts_event_statuses[] = {
     "occurred", "confirmed", "reported", "alleged", "suspected", "speculated",
     "expected", "unlikely", "not-acknowledged", "proposed", "ongoing", NULL};
 
+const char *const facts_dataset_members[FACTS_KIND_COUNT] = {
+    "sources", "actors", "events", "troop_estimates"};
+
 static const char *const kind_names[FACTS_KIND_COUNT] = {
     "source", "actor", "event", "troop-estimate"};
 static const char *const collection_names[FACTS_KIND_COUNT] = {
@@ -51,6 +54,9 @@ const char *facts_status_name(facts_status status)
     case FACTS_ELIMIT: return "elimit";
     case FACTS_ENOTFOUND: return "enotfound";
     case FACTS_EARG: return "earg";
+    case FACTS_ECONFLICT: return "econflict";
+    case FACTS_ENOSPC: return "enospc";
+    case FACTS_ECORRUPT: return "ecorrupt";
     }
     return "unknown";
 }

@@ -29,6 +29,9 @@ extern const char *const facts_estimate_kinds[];
 extern const char *const facts_event_types[];
 extern const char *const facts_event_statuses[];
 
+/* The dataset's member holding each kind's records, in facts_kind order. */
+extern const char *const facts_dataset_members[FACTS_KIND_COUNT];
+
 /* Returns the index of name in the NULL-terminated table, or -1. */
 int facts_table_find(const char *const *table, const char *name);
 
@@ -101,6 +104,12 @@ facts_status facts_store_build_lookup(facts_store *store);
 /* Builds the store's sorted orders; needs every record's sort_name. Returns
  * FACTS_OK or FACTS_ENOMEM (partial arrays are freed by facts_store_unref). */
 facts_status facts_store_build_orders(facts_store *store);
+
+/* Validates a parsed dataset document and builds a store from it, exactly as
+ * facts_store_load_buffer does after parsing. Takes the caller's reference to
+ * root in every case. name is used in error messages. */
+facts_status facts_store_load_root(json_t *root, const char *name, facts_store **out,
+                                   facts_error *err);
 
 /* ASCII lower-case copy of s (at most max bytes of it). NULL on ENOMEM. */
 char *facts_strdup_lower(const char *s, size_t max);

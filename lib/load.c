@@ -756,9 +756,6 @@ typedef bool (*record_loader)(loader *, const json_t *, facts_record *);
 
 static const char *const top_members[] = {"format", "sources", "actors", "events",
                                           "troop_estimates", NULL};
-/* Member name of each kind's array, in facts_kind order. */
-static const char *const kind_members[FACTS_KIND_COUNT] = {"sources", "actors", "events",
-                                                           "troop_estimates"};
 static const record_loader kind_loaders[FACTS_KIND_COUNT] = {load_source, load_actor,
                                                              load_event, load_estimate};
 
@@ -876,12 +873,6 @@ static facts_status parse_document(const char *data, size_t len, const char *nam
                         je.text);
         return FACTS_ESYNTAX;
     }
-    if (!depth_ok(doc, 1)) {
-        json_decref(doc);
-        facts_error_set(err, FACTS_ELIMIT, name, 0, 0, "", "limit",
-                        "nesting is deeper than %d levels", FACTS_DEPTH_MAX);
-        return FACTS_ELIMIT;
-    }
     *root = doc;
     return FACTS_OK;
 }
@@ -900,8 +891,8 @@ static bool check_records(loader *ld, const json_t *root, facts_store *st)
                     FACTS_DATASET_FORMAT);
     ptr_pop(ld, m);
     for (int k = 0; k < FACTS_KIND_COUNT; k++) {
-        const json_t *arr = json_object_get(root, kind_members[k]);
-        m = ptr_push(ld, kind_members[k]);
+        const json_t *arr = json_object_get(root, facts_dataset_members[k]);
+        m = ptr_push(ld, facts_dataset_members[k]);
         if (!json_is_array(arr))
             return fail(ld, FACTS_EINVALID, "type", "expected an array");
         size_t n = json_array_size(arr);
@@ -979,17 +970,17 @@ static bool check_unique(loader *ld, facts_store *st, bool ids)
         k++;
     }
     const facts_record *r = &st->records[k][worst];
-    ptr_push(ld, kind_members[k]);
+    ptr_push(ld, facts_dataset_members[k]);
     ptr_push_index(ld, worst);
     if (ids) {
-        bool given = json_object_get(json_array_get(json_object_get(st->json, kind_members[k]), worst),
+        bool given = json_object_get(json_array_get(json_object_get(st->json, facts_dataset_members[k]), worst),
                                      "id") != NULL;
         ptr_push(ld, given ? "id" : "slug");
         return fail(ld, FACTS_EINVALID, "duplicate-id", "id %s is used twice", r->id);
     }
     ptr_push(ld, "slug");
     return fail(ld, FACTS_EINVALID, "duplicate-slug", "slug \"%.64s\" is used twice in %s",
-                r->slug, kind_members[k]);
+                r->slug, facts_dataset_members[k]);
 }
 
 /* The references and locators collected by pass 1 (pass 2). */
@@ -1083,7 +1074,7 @@ static bool involve(facts_store *st, facts_record *r, const char *slug)
 static bool build_records(facts_store *st)
 {
     for (int k = 0; k < FACTS_KIND_COUNT; k++) {
-        const json_t *arr = json_object_get(st->json, kind_members[k]);
+        const json_t *arr = json_object_get(st->json, facts_dataset_members[k]);
         for (size_t i = 0; i < st->count[k]; i++) {
             facts_record *r = &st->records[k][i];
             const json_t *src = json_array_get(arr, i);
@@ -1156,7 +1147,7 @@ static json_t *build_dataset_json(const facts_store *st)
         goto fail;
     for (int k = 0; k < FACTS_KIND_COUNT; k++) {
         json_t *arr = json_array();
-        if (json_object_set_new(doc, kind_members[k], arr) != 0)
+        if (json_object_set_new(doc, facts_dataset_members[k], arr) != 0)
             goto fail;
         for (size_t i = 0; i < st->count[k]; i++) {
             if (json_array_append(arr, st->records[k][i].json) != 0)
@@ -1188,6 +1179,18 @@ facts_status facts_store_load_buffer(const char *data, size_t len, const char *n
     facts_status s = parse_document(data, len, name, &root, err);
     if (s != FACTS_OK)
         return s;
+    return facts_store_load_root(root, name, out, err);
+}
+
+facts_status facts_store_load_root(json_t *root, const char *name, facts_store **out,
+                                   facts_error *err)
+{
+    if (!depth_ok(root, 1)) {
+        json_decref(root);
+        facts_error_set(err, FACTS_ELIMIT, name, 0, 0, "", "limit",
+                        "nesting is deeper than %d levels", FACTS_DEPTH_MAX);
+        return FACTS_ELIMIT;
+    }
     facts_store *st = calloc(1, sizeof *st);
     if (!st) {
         json_decref(root);

@@ -1,0 +1,204 @@
+/*
+ * test_change.c - facts_store_apply: each operation builds a new revision and
+ * leaves the base untouched; each failure class (not found, invalid record,
+ * conflict) is reported with the right status, source and pointer.
+ *
+ * usage: test_change DATA_DIR
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "check.h"
+#include "facts.h"
+
+static facts_store *base;
+
+static json_t *parse(const char *text)
+{
+    json_error_t je;
+    json_t *j = json_loads(text, 0, &je);
+    if (!j)
+        fprintf(stderr, "test JSON: %s at %d:%d\n", je.text, je.line, je.column);
+    return j;
+}
+
+static const char *new_event =
+    "{\"slug\": \"test-created-event\", \"title\": \"A new meeting\", \"type\": \"meeting\","
+    " \"status\": \"reported\","
+    " \"date\": {\"precision\": \"day\", \"from\": \"2024-07-01\", \"to\": \"2024-07-01\","
+    "          \"basis\": \"stated\"},"
+    " \"participants\": [{\"actor\": \"kim-jong-un\", \"role\": \"host\"}],"
+    " \"summary\": \"Kim holds a meeting.\","
+    " \"evidence\": [{\"source\": \"article\", \"paragraph\": 1, \"sentence\": 1}]}";
+
+/* Applies op with the record text (or NULL) and returns the status; on
+ * success *out holds the new store. */
+static facts_status apply(facts_op op, facts_kind kind, const char *key, const char *text,
+                          facts_store **out, const facts_record **rec, facts_error *err)
+{
+    json_t *record = text ? parse(text) : NULL;
+    facts_status s = facts_store_apply(base, op, kind, key, record, out, rec, err);
+    json_decref(record);
+    return s;
+}
+
+static void test_create(void)
+{
+    size_t before = facts_store_count(base, FACTS_KIND_EVENT);
+    facts_store *st = NULL;
+    const facts_record *rec = NULL;
+    facts_error err;
+    CHECK(apply(FACTS_OP_CREATE, FACTS_KIND_EVENT, NULL, new_event, &st, &rec, &err) == FACTS_OK);
+    if (!st)
+        return;
+    CHECK(facts_store_revision(st) == facts_store_revision(base) + 1);
+    CHECK(facts_store_count(st, FACTS_KIND_EVENT) == before + 1);
+    CHECK(facts_store_count(base, FACTS_KIND_EVENT) == before);
+    CHECK(facts_store_find(base, FACTS_KIND_EVENT, "test-created-event") == NULL);
+    CHECK(rec && facts_store_find(st, FACTS_KIND_EVENT, "test-created-event") == rec);
+    /* The id of a created record derives from its kind and slug. */
+    CHECK(rec && strcmp(facts_record_id(rec), "26bb2915-3e85-52ac-aa65-6d3b2a979a1e") == 0);
+    /* The new record takes part in queries: Kim's events include it. */
+    facts_query q;
+    facts_query_init(&q, FACTS_KIND_EVENT);
+    q.actor = "kim-jong-un";
+    facts_page *p = NULL;
+    CHECK(facts_store_query(st, &q, &p, NULL) == FACTS_OK);
+    bool found = false;
+    for (size_t i = 0; p && i < facts_page_count(p); i++)
+        found |= facts_page_get(p, i) == rec;
+    CHECK(found);
+    facts_page_free(p);
+    /* A second change on top: revision 3; the first store is untouched. */
+    facts_store *st2 = NULL;
+    CHECK(facts_store_apply(st, FACTS_OP_DELETE, FACTS_KIND_EVENT, "test-created-event", NULL,
+                            &st2, &rec, &err) == FACTS_OK);
+    CHECK(st2 && facts_store_revision(st2) == facts_store_revision(base) + 2 && rec == NULL);
+    CHECK(st2 && facts_store_count(st2, FACTS_KIND_EVENT) == before);
+    CHECK(facts_store_find(st, FACTS_KIND_EVENT, "test-created-event") != NULL);
+    facts_store_unref(st2);
+    facts_store_unref(st);
+}
+
+static void test_replace(void)
+{
+    const facts_record *orig = facts_store_find(base, FACTS_KIND_EVENT, "kim-visits-russia");
+    CHECK(orig != NULL);
+    if (!orig)
+        return;
+    char *id = strdup(facts_record_id(orig));
+    /* Rename the slug and change the title: the id stays. */
+    json_t *rec = json_deep_copy(json_object_get(facts_store_json(base), "events"));
+    json_t *ev = json_array_get(rec, 0);
+    json_object_set_new(ev, "slug", json_string("kim-goes-to-russia"));
+    json_object_set_new(ev, "title", json_string("Kim goes to Russia"));
+    facts_store *st = NULL;
+    const facts_record *r = NULL;
+    facts_error err;
+    CHECK(facts_store_apply(base, FACTS_OP_REPLACE, FACTS_KIND_EVENT, id, ev, &st, &r, &err) ==
+          FACTS_OK);
+    if (st) {
+        CHECK(r && strcmp(facts_record_id(r), id) == 0);
+        CHECK(r && strcmp(facts_record_name(r), "Kim goes to Russia") == 0);
+        CHECK(facts_store_find(st, FACTS_KIND_EVENT, "kim-goes-to-russia") == r);
+        CHECK(facts_store_find(st, FACTS_KIND_EVENT, "kim-visits-russia") == NULL);
+        CHECK(strcmp(facts_record_name(orig), "Kim Jong Un visits Russia") == 0);
+        facts_store_unref(st);
+    }
+    /* Another id in the body is refused. */
+    json_object_set_new(ev, "id", json_string("00000000-0000-4000-8000-000000000000"));
+    st = (facts_store *)(uintptr_t)0x1;
+    CHECK(facts_store_apply(base, FACTS_OP_REPLACE, FACTS_KIND_EVENT, "kim-visits-russia", ev,
+                            &st, &r, &err) == FACTS_EINVALID);
+    CHECK(st == (facts_store *)(uintptr_t)0x1 && strcmp(err.rule, "id-mismatch") == 0 &&
+          strcmp(err.pointer, "/id") == 0);
+    json_decref(rec);
+    free(id);
+}
+
+static void test_failures(void)
+{
+    static const struct {
+        facts_op op;
+        facts_kind kind;
+        const char *key;
+        const char *record;
+        facts_status status;
+        const char *source, *rule, *pointer;
+    } cases[] = {
+        /* An invalid record: pointers are relative to it. */
+        {FACTS_OP_CREATE, FACTS_KIND_EVENT, NULL,
+         "{\"slug\": \"x\", \"title\": \"t\", \"type\": \"party\"}", FACTS_EINVALID, "record",
+         "required", ""},
+        {FACTS_OP_CREATE, FACTS_KIND_ACTOR, NULL,
+         "{\"slug\": \"new-actor\", \"name\": \"N\", \"kind\": \"robot\", \"description\": \"d\","
+         " \"evidence\": [{\"source\": \"article\", \"paragraph\": 1, \"sentence\": 1}]}",
+         FACTS_EINVALID, "record", "enum", "/kind"},
+        {FACTS_OP_CREATE, FACTS_KIND_ACTOR, NULL,
+         "{\"slug\": \"new-actor\", \"name\": \"N\", \"kind\": \"person\", \"description\": \"d\","
+         " \"country\": \"atlantis\","
+         " \"evidence\": [{\"source\": \"article\", \"paragraph\": 1, \"sentence\": 1}]}",
+         FACTS_EINVALID, "record", "reference", "/country"},
+        {FACTS_OP_CREATE, FACTS_KIND_ACTOR, NULL,
+         "{\"slug\": \"new-actor\", \"name\": \"N\", \"kind\": \"person\", \"description\": \"d\","
+         " \"evidence\": [{\"source\": \"article\", \"paragraph\": 99, \"sentence\": 1}]}",
+         FACTS_EINVALID, "record", "locator", "/evidence/0/paragraph"},
+        /* The slug is taken. */
+        {FACTS_OP_CREATE, FACTS_KIND_ACTOR, NULL,
+         "{\"slug\": \"russia\", \"name\": \"Russia again\", \"kind\": \"state\","
+         " \"description\": \"d\","
+         " \"evidence\": [{\"source\": \"article\", \"paragraph\": 1, \"sentence\": 1}]}",
+         FACTS_ECONFLICT, "record", "duplicate-slug", "/slug"},
+        /* Deleting an actor that other records refer to. */
+        {FACTS_OP_DELETE, FACTS_KIND_ACTOR, "kim-jong-un", NULL, FACTS_ECONFLICT, "dataset",
+         "reference", "/events/0/participants/0/actor"},
+        /* Nothing to change. */
+        {FACTS_OP_DELETE, FACTS_KIND_EVENT, "no-such-event", NULL, FACTS_ENOTFOUND, "change",
+         "not-found", ""},
+        {FACTS_OP_REPLACE, FACTS_KIND_ACTOR, "no-such-actor", "{}", FACTS_ENOTFOUND, "change",
+         "not-found", ""},
+        /* Bad arguments. */
+        {FACTS_OP_CREATE, FACTS_KIND_ACTOR, NULL, "[]", FACTS_EARG, "change", "argument", ""},
+        {FACTS_OP_CREATE, FACTS_KIND_COUNT, NULL, "{}", FACTS_EARG, "change", "argument", ""},
+    };
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        facts_store *st = (facts_store *)(uintptr_t)0x1;
+        const facts_record *rec = (const facts_record *)(uintptr_t)0x1;
+        facts_error err;
+        memset(&err, 0, sizeof err);
+        facts_status s = apply(cases[c].op, cases[c].kind, cases[c].key, cases[c].record, &st,
+                               &rec, &err);
+        int ok = s == cases[c].status && err.status == s &&
+                 strcmp(err.source, cases[c].source) == 0 &&
+                 strcmp(err.rule, cases[c].rule) == 0 &&
+                 strcmp(err.pointer, cases[c].pointer) == 0 &&
+                 st == (facts_store *)(uintptr_t)0x1 &&
+                 rec == (const facts_record *)(uintptr_t)0x1;
+        if (!ok)
+            fprintf(stderr, "change case %zu: got %s %s [%s] at \"%s\": %s\n", c,
+                    facts_status_name(s), err.source, err.rule, err.pointer, err.text);
+        CHECK(ok);
+    }
+    CHECK(facts_store_revision(base) == 1);
+}
+
+int main(int argc, char **argv)
+{
+    if (argc != 2) {
+        fprintf(stderr, "usage: test_change DATA_DIR\n");
+        return 2;
+    }
+    char path[1024];
+    snprintf(path, sizeof path, "%s/valid/minimal.json", argv[1]);
+    facts_error err;
+    if (facts_store_load_file(path, &base, &err) != FACTS_OK) {
+        fprintf(stderr, "%s: %s\n", path, err.text);
+        return 1;
+    }
+    test_create();
+    test_replace();
+    test_failures();
+    facts_store_unref(base);
+    return check_done("test_change");
+}
