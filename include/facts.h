@@ -128,8 +128,8 @@ typedef struct facts_store facts_store;
 typedef struct facts_record facts_record;
 
 /* Parses and validates a dataset held in memory (len bytes at data, not
- * NUL-terminated necessarily) and builds a store with revision 1 and a
- * reference count of 1. name is used in error messages only (copied).
+ * NUL-terminated necessarily) and builds a store with a reference count of 1
+ * and the dataset's revision (its "revision" member, 1 when absent). name is used in error messages only (copied).
  * Returns FACTS_OK and sets *out; on failure returns the status, fills err
  * (if not NULL) with the position and rule, and leaves *out unchanged.
  * Rejected: malformed JSON, duplicate keys, unknown members, any rule of
@@ -155,7 +155,8 @@ facts_store *facts_store_ref(facts_store *store);
  * NULL is a no-op. */
 void facts_store_unref(facts_store *store);
 
-/* The store's revision (1 for a freshly loaded dataset). */
+/* The store's revision: the dataset's (1 unless it states one), plus one for
+ * each change applied since. */
 uint64_t facts_store_revision(const facts_store *store);
 
 /* The number of records of kind in the store; 0 for an invalid kind. */
@@ -331,6 +332,76 @@ typedef enum facts_op {
 facts_status facts_store_apply(const facts_store *base, facts_op op, facts_kind kind,
                                const char *key, const json_t *record, facts_store **out,
                                const facts_record **rec, facts_error *err);
+
+/* -------------------------------------------------------------- journal */
+
+/* An append-only file of changes, each durable before it is acknowledged.
+ * Opaque; not thread-safe: callers serialise appends. */
+typedef struct facts_journal facts_journal;
+
+#define FACTS_JOURNAL_RECORD_MAX (1024 * 1024)              /* payload bytes */
+#define FACTS_JOURNAL_MAX ((uint64_t)1024 * 1024 * 1024)   /* file bytes */
+
+/* Called once per record while a journal is opened, in order, after every
+ * frame has been verified. Returning anything but FACTS_OK (with err filled)
+ * stops the open with that status. */
+typedef facts_status (*facts_journal_fn)(void *ctx, uint64_t revision, const char *payload,
+                                         size_t len, facts_error *err);
+
+/* What an open found. */
+typedef struct facts_journal_report {
+    size_t records;          /* records replayed */
+    uint64_t last_revision;  /* the last one's revision, 0 when none */
+    uint64_t torn_offset;    /* where a torn tail was cut off, 0 when none */
+    uint64_t torn_bytes;     /* how many bytes were cut */
+    char torn_saved[4096];   /* the file they were saved to, "" when none */
+} facts_journal_report;
+
+/* Opens the journal at path, creating it (durably, with its folder entry)
+ * when absent, and locks it against other processes. Every frame is checked
+ * (length, CRC-32, consecutive revisions) before fn (may be NULL) sees any.
+ * A damaged last part with no good record after it - a crash mid-append -
+ * is saved to "<path>.torn-<offset>" and cut off (*report says so). Sets
+ * *out on success; report (may be NULL) is always reset first. Failures:
+ * FACTS_ECORRUPT (not a journal, or damage with good records after it: the
+ * byte offset is in err->text), FACTS_EIO (cannot open, read or lock),
+ * FACTS_ELIMIT (over FACTS_JOURNAL_MAX), FACTS_ENOMEM, or fn's status. The
+ * journal file is left as it was except for a cut torn tail. */
+facts_status facts_journal_open(const char *path, facts_journal_fn fn, void *ctx,
+                                facts_journal **out, facts_journal_report *report,
+                                facts_error *err);
+
+/* Appends one record (payload borrowed, at most FACTS_JOURNAL_RECORD_MAX
+ * bytes) and makes it durable with fdatasync before returning FACTS_OK.
+ * revision must follow the last record's. On FACTS_ENOSPC (disk full) the
+ * file is trimmed back to the last record and later appends may succeed. On
+ * FACTS_EIO (a write or sync failed) the journal refuses every later append
+ * (facts_journal_failed) until reopened. FACTS_ELIMIT, FACTS_EARG, FACTS_ENOMEM
+ * leave the file untouched. */
+facts_status facts_journal_append(facts_journal *j, uint64_t revision, const char *payload,
+                                  size_t len, facts_error *err);
+
+/* Whether an append failed in a way that forbids further appends. */
+bool facts_journal_failed(const facts_journal *j);
+
+/* The last record's revision (0 for none since the file was started). */
+uint64_t facts_journal_revision(const facts_journal *j);
+
+/* Replaces the journal's file with an empty one (new file, fsync, rename,
+ * fsync of the folder), keeping the revision count; used after the dataset
+ * has been saved by facts_store_save. FACTS_EIO or FACTS_ENOSPC on failure:
+ * before the rename the old file stays the journal; after it, the journal
+ * is marked failed. */
+facts_status facts_journal_reset(facts_journal *j, facts_error *err);
+
+/* Closes the journal. NULL is a no-op. */
+void facts_journal_close(facts_journal *j);
+
+/* Writes the store's dataset (with its revision) to path atomically and
+ * durably (temporary file, fsync, rename, fsync of the folder). Returns
+ * FACTS_OK, or FACTS_ENOSPC / FACTS_EIO / FACTS_ENOMEM with the old file
+ * untouched. */
+facts_status facts_store_save(const facts_store *store, const char *path, facts_error *err);
 
 #ifdef __cplusplus
 }

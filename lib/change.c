@@ -91,7 +91,8 @@ facts_status facts_store_apply(const facts_store *base, facts_op op, facts_kind 
     /* The new document: the base's canonical records (ids included), with
      * the one change. */
     json_t *doc = json_object();
-    if (!doc || json_object_set_new(doc, "format", json_string(FACTS_DATASET_FORMAT)) != 0) {
+    if (!doc || json_object_set_new(doc, "format", json_string(FACTS_DATASET_FORMAT)) != 0 ||
+        json_object_set_new(doc, "revision", json_integer((json_int_t)base->revision + 1)) != 0) {
         json_decref(doc);
         return oom(err);
     }
@@ -141,7 +142,6 @@ facts_status facts_store_apply(const facts_store *base, facts_op op, facts_kind 
             *err = e;
         return s;
     }
-    st->revision = base->revision + 1;
     if (rec) {
         *rec = op == FACTS_OP_DELETE ? NULL
                : op == FACTS_OP_REPLACE ? facts_store_find(st, kind, old->id)

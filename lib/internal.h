@@ -23,6 +23,9 @@ enum {
     FACTS_SORT_COUNT = 5
 };
 
+/* The largest revision a dataset may state (exact in a JSON double). */
+#define FACTS_REVISION_MAX ((json_int_t)1 << 53)
+
 /* A table of names for an enum-valued member; NULL-terminated. */
 extern const char *const facts_actor_kinds[];
 extern const char *const facts_estimate_kinds[];
@@ -110,6 +113,16 @@ facts_status facts_store_build_orders(facts_store *store);
  * root in every case. name is used in error messages. */
 facts_status facts_store_load_root(json_t *root, const char *name, facts_store **out,
                                    facts_error *err);
+
+/* CRC-32 (IEEE 802.3) of len bytes. Thread-safe; never fails. */
+uint32_t facts_crc32(const void *data, size_t len);
+
+/* Replaces the file at path with len bytes of data atomically and durably:
+ * a temporary file in the same folder, fsync, rename, fsync of the folder.
+ * Returns FACTS_OK, FACTS_ENOSPC or FACTS_EIO (err filled); on failure the
+ * old file is untouched. */
+facts_status facts_file_replace(const char *path, const char *data, size_t len,
+                                facts_error *err);
 
 /* ASCII lower-case copy of s (at most max bytes of it). NULL on ENOMEM. */
 char *facts_strdup_lower(const char *s, size_t max);

@@ -754,8 +754,10 @@ static bool load_event(loader *ld, const json_t *rec, facts_record *r)
 
 typedef bool (*record_loader)(loader *, const json_t *, facts_record *);
 
-static const char *const top_members[] = {"format", "sources", "actors", "events",
-                                          "troop_estimates", NULL};
+static const char *const top_members[] = {"format", "revision", "sources", "actors",
+                                          "events", "troop_estimates", NULL};
+static const char *const top_required[] = {"format", "sources", "actors", "events",
+                                           "troop_estimates", NULL};
 static const record_loader kind_loaders[FACTS_KIND_COUNT] = {load_source, load_actor,
                                                              load_event, load_estimate};
 
@@ -880,7 +882,7 @@ static facts_status parse_document(const char *data, size_t len, const char *nam
 /* The structure of every record (pass 1). */
 static bool check_records(loader *ld, const json_t *root, facts_store *st)
 {
-    if (!expect_object(ld, root) || !check_members(ld, root, top_members, top_members))
+    if (!expect_object(ld, root) || !check_members(ld, root, top_members, top_required))
         return false;
     size_t m = ptr_push(ld, "format");
     const json_t *fmt = json_object_get(root, "format");
@@ -890,6 +892,10 @@ static bool check_records(loader *ld, const json_t *root, facts_store *st)
         return fail(ld, FACTS_EINVALID, "enum", "the format must be \"%s\"",
                     FACTS_DATASET_FORMAT);
     ptr_pop(ld, m);
+    json_int_t revision = 1;
+    if (!get_int(ld, root, "revision", 1, FACTS_REVISION_MAX, &revision))
+        return false;
+    st->revision = (uint64_t)revision;
     for (int k = 0; k < FACTS_KIND_COUNT; k++) {
         const json_t *arr = json_object_get(root, facts_dataset_members[k]);
         m = ptr_push(ld, facts_dataset_members[k]);
@@ -1143,7 +1149,8 @@ static bool build_involvement(facts_store *st)
 static json_t *build_dataset_json(const facts_store *st)
 {
     json_t *doc = json_object();
-    if (!doc || json_object_set_new(doc, "format", json_string(FACTS_DATASET_FORMAT)) != 0)
+    if (!doc || json_object_set_new(doc, "format", json_string(FACTS_DATASET_FORMAT)) != 0 ||
+        json_object_set_new(doc, "revision", json_integer((json_int_t)st->revision)) != 0)
         goto fail;
     for (int k = 0; k < FACTS_KIND_COUNT; k++) {
         json_t *arr = json_array();
@@ -1198,7 +1205,6 @@ facts_status facts_store_load_root(json_t *root, const char *name, facts_store *
         return FACTS_ENOMEM;
     }
     atomic_init(&st->refs, 1);
-    st->revision = 1;
     st->json = root; /* the parsed document until the canonical one replaces it */
     loader ld = {.err = err, .name = name};
     bool ok = check_records(&ld, root, st);

@@ -221,6 +221,19 @@ static void test_errors(void)
         free(huge);
     }
     CHECK(st == NULL);
+    /* A stated revision is the store's. */
+    const char *rev7 = "{\"format\": \"factsd-dataset/1\", \"revision\": 7, \"sources\": "
+                       "[{\"slug\": \"s\", \"title\": \"t\", \"publisher\": \"p\", "
+                       "\"language\": \"en\", \"published\": {\"precision\": \"unknown\", "
+                       "\"basis\": \"unknown\"}, \"paragraphs\": [1]}], \"actors\": [], "
+                       "\"events\": [], \"troop_estimates\": []}";
+    CHECK(facts_store_load_buffer(rev7, strlen(rev7), "rev7", &st, &err) == FACTS_OK);
+    if (st) {
+        CHECK(facts_store_revision(st) == 7);
+        CHECK(json_integer_value(json_object_get(facts_store_json(st), "revision")) == 7);
+        facts_store_unref(st);
+        st = NULL;
+    }
     CHECK(strcmp(facts_status_name(FACTS_EINVALID), "einvalid") == 0);
     CHECK(strcmp(facts_status_name((facts_status)99), "unknown") == 0);
 }
