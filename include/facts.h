@@ -127,7 +127,12 @@ typedef struct facts_store facts_store;
  * valid for as long as the store that returned it is referenced. */
 typedef struct facts_record facts_record;
 
-/* Parses and validates a dataset held in memory (len bytes at data, not
+/* Note: the first load wraps Jansson's allocator (json_set_alloc_funcs) so
+ * that an allocation failure while parsing - which Jansson 2.14 would pass
+ * over, dropping a character - is reported as FACTS_ENOMEM. A program that
+ * sets its own Jansson allocator should do so before its first load.
+ *
+ * Parses and validates a dataset held in memory (len bytes at data, not
  * NUL-terminated necessarily) and builds a store with a reference count of 1
  * and the dataset's revision (its "revision" member, 1 when absent). name is used in error messages only (copied).
  * Returns FACTS_OK and sets *out; on failure returns the status, fills err
@@ -177,6 +182,7 @@ const json_t *facts_store_json(const facts_store *store);
 
 /* ---------------------------------------------------------------- record */
 
+/* The record's kind. Never fails. */
 facts_kind facts_record_kind(const facts_record *rec);
 
 /* The record's id: a lower-case 36-character UUID string. Valid while the
@@ -212,7 +218,8 @@ typedef enum facts_sort {
     FACTS_SORT_DEFAULT = 0, /* events and estimates: date; others: name */
     FACTS_SORT_DATE_ASC,    /* undated records last */
     FACTS_SORT_DATE_DESC,   /* undated records last */
-    FACTS_SORT_NAME_ASC,    /* ASCII case-insensitive; ties by slug */
+    FACTS_SORT_NAME_ASC,    /* the first 128 bytes of the name, ASCII
+                               case-insensitive; ties by slug */
     FACTS_SORT_NAME_DESC
 } facts_sort;
 
@@ -240,8 +247,9 @@ typedef struct facts_query {
     const char *subkind; /* actors: kind; estimates: kind (initial, ...) */
     const char *from;   /* events, estimates: partial date; matches by overlap */
     const char *to;     /* events, estimates: partial date, inclusive */
-    const char *text;   /* case-insensitive substring of names, aliases,
-                           titles, summaries, descriptions */
+    const char *text;   /* ASCII-case-insensitive substring of one of the
+                           slug, name, aliases, title, summary, description,
+                           publisher or location name; no control characters */
     facts_sort sort;
     size_t limit;       /* 1..FACTS_QUERY_LIMIT_MAX; 0 means the default */
     const char *cursor; /* from a previous page's facts_page_next, or NULL */

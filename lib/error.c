@@ -2,7 +2,6 @@
  * error.c - the core's status names, error filling and formatting, and the
  * small name tables shared by the loader and the queries.
  */
-#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,6 +27,12 @@ const char *const facts_event_statuses[] = {
 
 const char *const facts_dataset_members[FACTS_KIND_COUNT] = {
     "sources", "actors", "events", "troop_estimates"};
+
+/* Query filters keep sets of these as 32-bit masks. */
+_Static_assert(sizeof facts_actor_kinds / sizeof facts_actor_kinds[0] - 1 <= 32, "mask");
+_Static_assert(sizeof facts_estimate_kinds / sizeof facts_estimate_kinds[0] - 1 <= 32, "mask");
+_Static_assert(sizeof facts_event_types / sizeof facts_event_types[0] - 1 <= 32, "mask");
+_Static_assert(sizeof facts_event_statuses / sizeof facts_event_statuses[0] - 1 <= 32, "mask");
 
 static const char *const kind_names[FACTS_KIND_COUNT] = {
     "source", "actor", "event", "troop-estimate"};
@@ -95,6 +100,50 @@ static void copy_trunc(char *dst, size_t size, const char *src)
     dst[n] = '\0';
 }
 
+/* Length of the UTF-8 sequence starting with byte c, 0 if c cannot start
+ * one. */
+static int utf8_seq_len(unsigned char c)
+{
+    if (c < 0x80)
+        return 1;
+    if (c >= 0xc2 && c <= 0xdf)
+        return 2;
+    if (c >= 0xe0 && c <= 0xef)
+        return 3;
+    if (c >= 0xf0 && c <= 0xf4)
+        return 4;
+    return 0;
+}
+
+void facts_utf8_sanitize(char *s)
+{
+    unsigned char *p = (unsigned char *)s;
+    while (*p) {
+        int n = utf8_seq_len(*p);
+        int ok = n > 0;
+        for (int i = 1; ok && i < n; i++)
+            ok = (p[i] & 0xc0) == 0x80;
+        /* Overlong and surrogate forms of three- and four-byte sequences. */
+        if (ok && n == 3)
+            ok = !(p[0] == 0xe0 && p[1] < 0xa0) && !(p[0] == 0xed && p[1] >= 0xa0);
+        if (ok && n == 4)
+            ok = !(p[0] == 0xf0 && p[1] < 0x90) && !(p[0] == 0xf4 && p[1] >= 0x90);
+        if (!ok) {
+            *p++ = '?';
+            continue;
+        }
+        p += n;
+    }
+}
+
+size_t facts_utf8_length(const char *s, size_t bytes)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < bytes; i++)
+        n += ((unsigned char)s[i] & 0xc0) != 0x80;
+    return n;
+}
+
 void facts_error_setv(facts_error *err, facts_status status, const char *source,
                       int line, int column, const char *pointer, const char *rule,
                       const char *fmt, va_list ap)
@@ -110,6 +159,11 @@ void facts_error_setv(facts_error *err, facts_status status, const char *source,
     int n = vsnprintf(err->text, sizeof err->text, fmt, ap);
     if (n < 0)
         err->text[0] = '\0';
+    /* Truncation (here or by a "%.64s") may cut a character in two: the
+     * fields stay valid UTF-8, so they can go into JSON as they are. */
+    facts_utf8_sanitize(err->source);
+    facts_utf8_sanitize(err->pointer);
+    facts_utf8_sanitize(err->text);
 }
 
 void facts_error_set(facts_error *err, facts_status status, const char *source,
@@ -148,7 +202,7 @@ char *facts_strdup_lower(const char *s, size_t max)
     if (!out)
         return NULL;
     for (size_t i = 0; i < n; i++)
-        out[i] = (char)tolower((unsigned char)s[i]);
+        out[i] = (s[i] >= 'A' && s[i] <= 'Z') ? (char)(s[i] - 'A' + 'a') : s[i];
     out[n] = '\0';
     return out;
 }

@@ -8,6 +8,7 @@
  * JSON syntax, a JSON pointer for everything else, and a stable rule id.
  */
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,6 +36,9 @@ typedef struct loc_entry {
     json_int_t paragraph, sentence;
 } loc_entry;
 
+/* The loader's lists (references, locators) and each record's involved
+ * actors grow with the input; they are bounded by the caps on records per
+ * collection and items per array (and the 16 MiB file cap), not separately. */
 typedef struct loader {
     facts_error *err;
     const char *name;
@@ -44,7 +48,7 @@ typedef struct loader {
     size_t nrefs, caprefs;
     loc_entry *locs;
     size_t nlocs, caplocs;
-    facts_status oom; /* FACTS_ENOMEM once an allocation failed */
+    facts_status status; /* the status of the first failure */
 } loader;
 
 /* ------------------------------------------------------------- pointers */
@@ -90,12 +94,26 @@ static bool fail(loader *ld, facts_status status, const char *rule, const char *
     va_start(ap, fmt);
     facts_error_setv(ld->err, status, ld->name, 0, 0, ld->ptr, rule, fmt, ap);
     va_end(ap);
+    ld->status = status;
+    return false;
+}
+
+/* Like fail, for a problem found at another pointer than the current one. */
+#if defined(__GNUC__)
+__attribute__((format(printf, 4, 5)))
+#endif
+static bool fail_at(loader *ld, const char *pointer, const char *rule, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    facts_error_setv(ld->err, FACTS_EINVALID, ld->name, 0, 0, pointer, rule, fmt, ap);
+    va_end(ap);
+    ld->status = FACTS_EINVALID;
     return false;
 }
 
 static bool fail_oom(loader *ld)
 {
-    ld->oom = FACTS_ENOMEM;
     return fail(ld, FACTS_ENOMEM, "memory", "out of memory");
 }
 
@@ -132,11 +150,11 @@ static bool check_string(loader *ld, const json_t *v, size_t max)
 {
     if (!json_is_string(v))
         return fail(ld, FACTS_EINVALID, "type", "expected a string");
-    size_t n = json_string_length(v);
-    if (n == 0)
+    size_t bytes = json_string_length(v);
+    if (bytes == 0)
         return fail(ld, FACTS_EINVALID, "empty", "must not be empty");
-    if (n > max)
-        return fail(ld, FACTS_EINVALID, "too-long", "longer than %zu bytes", max);
+    if (bytes > max && facts_utf8_length(json_string_value(v), bytes) > max)
+        return fail(ld, FACTS_EINVALID, "too-long", "longer than %zu characters", max);
     return true;
 }
 
@@ -538,7 +556,7 @@ static bool load_source(loader *ld, const json_t *rec, facts_record *r)
         !get_slug(ld, rec, "slug", &r->slug) ||
         !get_string(ld, rec, "title", FACTS_STRING_MAX, &r->name) ||
         !get_string(ld, rec, "publisher", FACTS_STRING_MAX, &publisher) ||
-        !get_string(ld, rec, "language", 35, &lang))
+        !get_string(ld, rec, "language", FACTS_STRING_MAX, &lang))
         return false;
     if (!is_language_tag(lang)) {
         ptr_push(ld, "language");
@@ -547,7 +565,7 @@ static bool load_source(loader *ld, const json_t *rec, facts_record *r)
     if (!load_date(ld, rec, "published", &r->date, &present))
         return false;
     r->has_date = true;
-    if (!get_array(ld, rec, "paragraphs", 1, FACTS_RECORDS_MAX, &pars))
+    if (!get_array(ld, rec, "paragraphs", 1, FACTS_PARAGRAPHS_MAX, &pars))
         return false;
     size_t m = ptr_push(ld, "paragraphs");
     for (size_t i = 0; i < json_array_size(pars); i++) {
@@ -763,69 +781,143 @@ static const record_loader kind_loaders[FACTS_KIND_COUNT] = {load_source, load_a
 
 /* ------------------------------------------------------------ the steps */
 
+/* Decodes the JSON string whose body starts at text[*i] (after the opening
+ * quote) into out (at most size - 1 bytes, cut at a character boundary),
+ * leaving *i on the closing quote. Escapes are decoded; \\uXXXX becomes
+ * UTF-8 (a lone surrogate becomes U+FFFD). */
+static void json_key_decode(const char *text, size_t len, size_t *i, char *out, size_t size)
+{
+    size_t o = 0;
+    while (*i < len && text[*i] != '"') {
+        unsigned char buf[4];
+        size_t n = 1;
+        char c = text[(*i)++];
+        buf[0] = (unsigned char)c;
+        if (c == '\\' && *i < len) {
+            char e = text[(*i)++];
+            static const char from[] = "\"\\/bfnrt", to[] = "\"\\/\b\f\n\r\t";
+            const char *m = strchr(from, e);
+            if (e == 'u') {
+                unsigned long cp = 0;
+                for (int k = 0; k < 4 && *i < len; k++, (*i)++) {
+                    char h = text[*i];
+                    cp = cp * 16 + (unsigned long)(h >= '0' && h <= '9' ? h - '0'
+                                                   : h >= 'a' && h <= 'f' ? h - 'a' + 10
+                                                   : h >= 'A' && h <= 'F' ? h - 'A' + 10 : 0);
+                }
+                if (cp >= 0xd800 && cp <= 0xdbff && *i + 6 <= len && text[*i] == '\\' &&
+                    text[*i + 1] == 'u') {
+                    unsigned long lo = 0;
+                    for (int k = 2; k < 6; k++) {
+                        char h = text[*i + (size_t)k];
+                        lo = lo * 16 + (unsigned long)(h >= '0' && h <= '9' ? h - '0'
+                                                       : h >= 'a' && h <= 'f' ? h - 'a' + 10
+                                                       : h >= 'A' && h <= 'F' ? h - 'A' + 10 : 0);
+                    }
+                    if (lo >= 0xdc00 && lo <= 0xdfff) {
+                        cp = 0x10000 + ((cp - 0xd800) << 10) + (lo - 0xdc00);
+                        *i += 6;
+                    }
+                }
+                if (cp >= 0xd800 && cp <= 0xdfff)
+                    cp = 0xfffd;
+                if (cp < 0x80) {
+                    buf[0] = (unsigned char)cp;
+                } else if (cp < 0x800) {
+                    buf[0] = (unsigned char)(0xc0 | (cp >> 6));
+                    buf[1] = (unsigned char)(0x80 | (cp & 0x3f));
+                    n = 2;
+                } else if (cp < 0x10000) {
+                    buf[0] = (unsigned char)(0xe0 | (cp >> 12));
+                    buf[1] = (unsigned char)(0x80 | ((cp >> 6) & 0x3f));
+                    buf[2] = (unsigned char)(0x80 | (cp & 0x3f));
+                    n = 3;
+                } else {
+                    buf[0] = (unsigned char)(0xf0 | (cp >> 18));
+                    buf[1] = (unsigned char)(0x80 | ((cp >> 12) & 0x3f));
+                    buf[2] = (unsigned char)(0x80 | ((cp >> 6) & 0x3f));
+                    buf[3] = (unsigned char)(0x80 | (cp & 0x3f));
+                    n = 4;
+                }
+            } else {
+                buf[0] = (unsigned char)(m ? to[m - from] : e);
+            }
+        }
+        if (o + n < size) {
+            memcpy(out + o, buf, n);
+            o += n;
+        }
+    }
+    out[o] = '\0';
+}
+
 /* Computes the JSON pointer of the object or array that encloses byte offset
  * pos of the text (used for Jansson's duplicate-key error, which reports only
- * a position). Writes "" when pos is at the top level. */
-static void pointer_at(const char *text, size_t len, size_t pos, char *out, size_t outsize)
+ * a position). Writes "" when pos is at the top level. Returns false when the
+ * nesting there is deeper than the cap. */
+static bool pointer_at(const char *text, size_t len, size_t pos, char *out, size_t outsize)
 {
     struct frame {
         bool object;
         bool expect_key;
         size_t index;
-        char key[64];
-    } stack[FACTS_DEPTH_MAX + 2];
-    int top = -1;
+        char key[PTR_MAX];
+    };
+    struct frame *stack = malloc((FACTS_DEPTH_MAX + 1) * sizeof *stack);
+    int top = -1, depth = 0;
+    out[0] = '\0';
+    if (!stack)
+        return true; /* the pointer is a courtesy: "" rather than nothing */
     if (pos > len)
         pos = len;
     for (size_t i = 0; i < pos; i++) {
         char c = text[i];
         if (c == '{' || c == '[') {
-            if (top + 1 >= (int)(sizeof stack / sizeof stack[0]))
-                break;
+            depth++;
+            if (depth > FACTS_DEPTH_MAX + 1)
+                continue;
             top++;
             stack[top].object = c == '{';
             stack[top].expect_key = true;
             stack[top].index = 0;
             stack[top].key[0] = '\0';
         } else if (c == '}' || c == ']') {
-            if (top >= 0)
+            if (depth-- <= FACTS_DEPTH_MAX + 1 && top >= 0)
                 top--;
-        } else if (c == ',' && top >= 0) {
+        } else if (c == ',' && top >= 0 && depth <= FACTS_DEPTH_MAX + 1) {
             if (stack[top].object)
                 stack[top].expect_key = true;
             else
                 stack[top].index++;
         } else if (c == '"') {
-            size_t start = ++i, n = 0;
-            while (i < len && text[i] != '"') {
-                if (text[i] == '\\')
-                    i++;
-                i++;
-            }
-            n = i - start;
-            if (top >= 0 && stack[top].object && stack[top].expect_key) {
-                if (n >= sizeof stack[top].key)
-                    n = sizeof stack[top].key - 1;
-                memcpy(stack[top].key, text + start, n);
-                stack[top].key[n] = '\0';
+            i++;
+            if (top >= 0 && depth <= FACTS_DEPTH_MAX + 1 && stack[top].object &&
+                stack[top].expect_key) {
+                json_key_decode(text, len, &i, stack[top].key, sizeof stack[top].key);
                 stack[top].expect_key = false;
+            } else {
+                char skip[8];
+                json_key_decode(text, len, &i, skip, sizeof skip);
             }
         }
     }
-    size_t o = 0;
-    out[0] = '\0';
-    for (int f = 0; f < top; f++) {
-        char seg[80];
-        if (stack[f].object)
-            snprintf(seg, sizeof seg, "/%s", stack[f].key);
-        else
-            snprintf(seg, sizeof seg, "/%zu", stack[f].index);
-        size_t n = strlen(seg);
-        if (o + n + 1 > outsize)
-            break;
-        memcpy(out + o, seg, n + 1);
-        o += n;
+    if (depth > FACTS_DEPTH_MAX) {
+        free(stack);
+        return false;
     }
+    /* Build the pointer with the same escaping as the loader's. */
+    loader tmp = {0};
+    for (int f = 0; f < top; f++) {
+        if (stack[f].object)
+            ptr_push(&tmp, stack[f].key);
+        else
+            ptr_push_index(&tmp, stack[f].index);
+    }
+    free(stack);
+    size_t n = tmp.len < outsize ? tmp.len : outsize - 1;
+    memcpy(out, tmp.ptr, n);
+    out[n] = '\0';
+    return true;
 }
 
 static bool depth_ok(const json_t *v, int depth)
@@ -848,6 +940,29 @@ static bool depth_ok(const json_t *v, int depth)
     return true;
 }
 
+/* Jansson 2.14 ignores a failed allocation while it grows a string during
+ * parsing and goes on with the character dropped. The core wraps Jansson's
+ * allocator once so that a parse during which any allocation failed is
+ * thrown away instead of loaded with altered text. */
+static json_malloc_t jansson_malloc;
+static _Thread_local bool parse_alloc_failed;
+static pthread_once_t alloc_once = PTHREAD_ONCE_INIT;
+
+static void *tracking_malloc(size_t n)
+{
+    void *p = jansson_malloc(n);
+    if (!p)
+        parse_alloc_failed = true;
+    return p;
+}
+
+static void install_tracking_malloc(void)
+{
+    json_free_t jansson_free;
+    json_get_alloc_funcs(&jansson_malloc, &jansson_free);
+    json_set_alloc_funcs(tracking_malloc, jansson_free);
+}
+
 static facts_status parse_document(const char *data, size_t len, const char *name,
                                    json_t **root, facts_error *err)
 {
@@ -857,7 +972,14 @@ static facts_status parse_document(const char *data, size_t len, const char *nam
         return FACTS_ELIMIT;
     }
     json_error_t je;
+    pthread_once(&alloc_once, install_tracking_malloc);
+    parse_alloc_failed = false;
     json_t *doc = json_loadb(data, len, JSON_REJECT_DUPLICATES, &je);
+    if (parse_alloc_failed) {
+        json_decref(doc);
+        facts_error_set(err, FACTS_ENOMEM, name, 0, 0, "", "memory", "out of memory");
+        return FACTS_ENOMEM;
+    }
     if (!doc) {
         enum json_error_code code = json_error_code(&je);
         if (code == json_error_out_of_memory) {
@@ -866,7 +988,11 @@ static facts_status parse_document(const char *data, size_t len, const char *nam
         }
         if (code == json_error_duplicate_key) {
             char ptr[PTR_MAX];
-            pointer_at(data, len, (size_t)je.position, ptr, sizeof ptr);
+            if (!pointer_at(data, len, (size_t)je.position, ptr, sizeof ptr)) {
+                facts_error_set(err, FACTS_ELIMIT, name, je.line, je.column, "", "limit",
+                                "nesting is deeper than %d levels", FACTS_DEPTH_MAX);
+                return FACTS_ELIMIT;
+            }
             facts_error_set(err, FACTS_EINVALID, name, je.line, je.column, ptr,
                             "duplicate-key", "%s", je.text);
             return FACTS_EINVALID;
@@ -997,14 +1123,12 @@ static bool check_references(loader *ld, facts_store *st)
         const ref_entry *e = &ld->refs[i];
         const facts_record *t = facts_store_find(st, e->kind, e->slug);
         if (!t || strcmp(t->slug, e->slug) != 0) {
-            facts_error_set(ld->err, FACTS_EINVALID, ld->name, 0, 0, e->pointer, "reference",
-                            "no %s has the slug \"%.64s\"", facts_kind_name(e->kind), e->slug);
-            return false;
+            return fail_at(ld, e->pointer, "reference", "no %s has the slug \"%.64s\"",
+                           facts_kind_name(e->kind), e->slug);
         }
         if (e->need_state && t->subkind != state) {
-            facts_error_set(ld->err, FACTS_EINVALID, ld->name, 0, 0, e->pointer,
-                            "reference-kind", "\"%.64s\" is not a state", e->slug);
-            return false;
+            return fail_at(ld, e->pointer, "reference-kind", "\"%.64s\" is not a state",
+                           e->slug);
         }
     }
     for (size_t i = 0; i < ld->nlocs; i++) {
@@ -1017,18 +1141,15 @@ static bool check_references(loader *ld, facts_store *st)
         char ptr[PTR_MAX];
         if ((size_t)e->paragraph > json_array_size(pars)) {
             snprintf(ptr, sizeof ptr, "%s/paragraph", e->pointer);
-            facts_error_set(ld->err, FACTS_EINVALID, ld->name, 0, 0, ptr, "locator",
-                            "source \"%.64s\" has %zu paragraphs", e->source,
-                            json_array_size(pars));
-            return false;
+            return fail_at(ld, ptr, "locator", "source \"%.64s\" has %zu paragraphs",
+                           e->source, json_array_size(pars));
         }
         json_int_t sentences = json_integer_value(json_array_get(pars, (size_t)e->paragraph - 1));
         if (e->sentence > sentences) {
             snprintf(ptr, sizeof ptr, "%s/sentence", e->pointer);
-            facts_error_set(ld->err, FACTS_EINVALID, ld->name, 0, 0, ptr, "locator",
-                            "paragraph %" JSON_INTEGER_FORMAT " has %" JSON_INTEGER_FORMAT
-                            " sentences", e->paragraph, sentences);
-            return false;
+            return fail_at(ld, ptr, "locator",
+                           "paragraph %" JSON_INTEGER_FORMAT " has %" JSON_INTEGER_FORMAT
+                           " sentences", e->paragraph, sentences);
         }
     }
     return true;
@@ -1247,7 +1368,7 @@ facts_status facts_store_load_root(json_t *root, const char *name, facts_store *
     loader_free(&ld);
     if (!ok) {
         facts_store_unref(st);
-        return err ? err->status : (ld.oom ? FACTS_ENOMEM : FACTS_EINVALID);
+        return ld.status;
     }
     *out = st;
     return FACTS_OK;
@@ -1299,9 +1420,6 @@ facts_status facts_store_load_file(const char *path, facts_store **out, facts_er
     free(buf);
     return s;
 }
-
-extern const unsigned char facts_embedded_data[];
-extern const size_t facts_embedded_data_len;
 
 const char *facts_embedded_dataset(size_t *len)
 {

@@ -20,6 +20,8 @@ struct facts_page {
     char *next;
 };
 
+/* The filters keep sets of enum values as 32-bit masks (error.c asserts
+ * that every table fits). */
 /* A query with its arguments checked and resolved. */
 typedef struct compiled {
     facts_kind kind;
@@ -179,6 +181,10 @@ static facts_status compile(const facts_store *st, const facts_query *q, bool pa
                              FACTS_QUERY_TEXT_MAX);
         for (size_t i = 0; i < n; i++) {
             char ch = q->text[i];
+            /* Control characters never match (and the newlines that join a
+             * record's fields must not let one search span two fields). */
+            if ((unsigned char)ch < 0x20 || ch == 0x7f)
+                return arg_error(err, "q", "the search text has a control character");
             c->text[i] = (ch >= 'A' && ch <= 'Z') ? (char)(ch - 'A' + 'a') : ch;
         }
         c->text[n] = '\0';
@@ -196,17 +202,21 @@ static facts_status compile(const facts_store *st, const facts_query *q, bool pa
             return arg_error(err, "limit", "the limit is 1..%d", FACTS_QUERY_LIMIT_MAX);
         c->limit = q->limit ? q->limit : FACTS_QUERY_LIMIT_DEFAULT;
     }
-    /* What makes two queries the same for a cursor: everything but limit. */
+    /* What makes two queries the same for a cursor: everything but limit.
+     * Every field has a fixed size or a stated length, so no two different
+     * queries hash the same bytes. */
     uint64_t h = UINT64_C(0xcbf29ce484222325);
     uint32_t words[6] = {(uint32_t)c->kind, c->types, c->statuses, c->subkinds,
                          (uint32_t)c->sort,
-                         (uint32_t)(c->has_from | (c->has_to << 1) | (c->has_text << 2))};
+                         (uint32_t)(c->has_from | (c->has_to << 1) | (c->has_text << 2) |
+                                    ((c->actor != NULL) << 3))};
     h = fnv1a(h, words, sizeof words);
     h = fnv1a(h, &c->from_day, sizeof c->from_day);
     h = fnv1a(h, &c->to_day, sizeof c->to_day);
-    if (c->actor)
-        h = fnv1a(h, c->actor->id, strlen(c->actor->id));
-    h = fnv1a(h, c->text, strlen(c->text));
+    h = fnv1a(h, c->actor ? c->actor->id : "", c->actor ? 36 : 0);
+    uint64_t text_len = strlen(c->text);
+    h = fnv1a(h, &text_len, sizeof text_len);
+    h = fnv1a(h, c->text, (size_t)text_len);
     c->fingerprint = h;
     return FACTS_OK;
 }
@@ -299,18 +309,19 @@ static char *cursor_encode(const compiled *c, const facts_record *r)
                      r->has_date && r->date.precision != FACTS_PRECISION_UNKNOWN,
                      (long)r->date.first_day, (long)r->date.last_day, r->slug,
                      by_name ? r->sort_name : "");
-    if (n < 0)
+    /* At most about 240 bytes (slug 64, sort name 128): it always fits,
+     * and its encoding stays under FACTS_CURSOR_MAX. */
+    if (n < 0 || (size_t)n >= sizeof buf / 4 * 3)
         return NULL;
-    if ((size_t)n >= sizeof buf / 4 * 3)
-        n = (int)(sizeof buf / 4 * 3) - 1; /* the name part is a prefix either way */
     return b64_encode(buf, (size_t)n);
 }
 
 /* Reads a checked decimal integer in [min, max] from [s, end). */
-static bool parse_long(const char *s, const char *end, long min, long max, long *out)
+static bool parse_long(const char *s, const char *end, long long min, long long max,
+                       long long *out)
 {
     bool neg = false;
-    long v = 0;
+    long long v = 0;
     if (s < end && *s == '-') {
         neg = true;
         s++;
@@ -349,11 +360,11 @@ static facts_status cursor_decode(const compiled *c, const char *cursor, facts_r
     }
     char fp[17];
     snprintf(fp, sizeof fp, "%016llx", (unsigned long long)c->fingerprint);
-    long dated, first, last;
+    long long dated, first, last;
     if (strcmp(f[0], "1") != 0 ||
         !parse_long(f[2], f[2] + strlen(f[2]), 0, 1, &dated) ||
-        !parse_long(f[3], f[3] + strlen(f[3]), -1000000000L, 1000000000L, &first) ||
-        !parse_long(f[4], f[4] + strlen(f[4]), -1000000000L, 1000000000L, &last) ||
+        !parse_long(f[3], f[3] + strlen(f[3]), -1000000000LL, 1000000000LL, &first) ||
+        !parse_long(f[4], f[4] + strlen(f[4]), -1000000000LL, 1000000000LL, &last) ||
         strlen(f[5]) == 0 || strlen(f[5]) > FACTS_SLUG_MAX || strlen(f[6]) > FACTS_SORT_NAME_MAX)
         return arg_error(err, "cursor", "the cursor is malformed");
     if (strcmp(f[1], fp) != 0)

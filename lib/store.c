@@ -2,7 +2,6 @@
  * store.c - the immutable store: reference counting, lookup by id or slug,
  * record accessors and the sort orders queries walk.
  */
-#include <ctype.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -93,11 +92,12 @@ const facts_record *facts_store_find(const facts_store *store, facts_kind kind, 
     if (!key || (unsigned)kind >= FACTS_KIND_COUNT || !store->index[kind])
         return NULL;
     char lower[37];
-    size_t n = strlen(key);
-    if (n == 36) {
-        /* Ids are stored in lower case; accept any case from callers. */
+    if (strlen(key) == 36 && key[8] == '-' && key[13] == '-' && key[18] == '-' &&
+        key[23] == '-') {
+        /* Ids are stored in lower case; accept any case from callers. Slugs
+         * never have this shape, so they stay as given. */
         for (size_t i = 0; i < 36; i++)
-            lower[i] = (char)tolower((unsigned char)key[i]);
+            lower[i] = (key[i] >= 'A' && key[i] <= 'Z') ? (char)(key[i] - 'A' + 'a') : key[i];
         lower[36] = '\0';
         key = lower;
     }

@@ -137,6 +137,28 @@ static void test_ids(void)
     facts_store_unref(st);
 }
 
+/* Every file under valid/ loads. */
+static void test_valid_corpus(void)
+{
+    static const char *const files[] = {"minimal.json", "limits.json"};
+    for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
+        char path[1200];
+        snprintf(path, sizeof path, "%s/valid/%s", data_dir, files[i]);
+        facts_store *st = NULL;
+        facts_error err;
+        facts_status s = facts_store_load_file(path, &st, &err);
+        if (s != FACTS_OK)
+            fprintf(stderr, "%s: %s %s\n", path, err.pointer, err.text);
+        CHECK(s == FACTS_OK);
+        if (st && i == 1) {
+            /* A 36-character slug is a slug: matched exactly, not as an id. */
+            CHECK(facts_store_find(st, FACTS_KIND_ACTOR, "abcdefghij-abcdefghij-abcdefghij-abc") != NULL);
+            CHECK(facts_store_find(st, FACTS_KIND_ACTOR, "ABCDEFGHIJ-abcdefghij-abcdefghij-abc") == NULL);
+        }
+        facts_store_unref(st);
+    }
+}
+
 /* Every folder under invalid/ holds input.json and expect (rule, pointer). */
 static void test_corpus(void)
 {
@@ -221,6 +243,44 @@ static void test_errors(void)
         free(huge);
     }
     CHECK(st == NULL);
+    /* Without an error struct the status is still exact. */
+    CHECK(facts_store_load_buffer(deep, 80, "deep", &st, NULL) == FACTS_ELIMIT);
+    CHECK(facts_store_load_buffer("[]", 2, NULL, &st, NULL) == FACTS_EINVALID);
+    /* Duplicate keys under escaped and long keys get an RFC 6901 pointer. */
+    static const struct {
+        const char *doc, *pointer;
+    } dups[] = {
+        {"{\"a/b~c\": {\"x\": 1, \"x\": 2}}", "/a~1b~0c"},
+        {"{\"a\\\"b\": {\"x\": 1, \"x\": 2}}", "/a\"b"},
+        {"{\"a\\u002fb\": [0, {\"x\": 1, \"x\": 2}]}", "/a~1b/1"},
+        {"{\"k\\u00e9\\ud83d\\ude00\": {\"x\": 1, \"x\": 2}}", "/k\u00e9\U0001F600"},
+        {"[[1, 2], {\"y\": {}, \"z\": [{}, {\"q\": 1, \"q\": 1}]}]", "/1/z/1"},
+    };
+    for (size_t i = 0; i < sizeof dups / sizeof dups[0]; i++) {
+        facts_status ds = facts_store_load_buffer(dups[i].doc, strlen(dups[i].doc), "dup", &st, &err);
+        if (ds != FACTS_EINVALID || strcmp(err.pointer, dups[i].pointer) != 0)
+            fprintf(stderr, "duplicate key %zu: %s at \"%s\"\n", i, facts_status_name(ds), err.pointer);
+        CHECK(ds == FACTS_EINVALID && strcmp(err.rule, "duplicate-key") == 0 &&
+              strcmp(err.pointer, dups[i].pointer) == 0);
+    }
+    /* A long key is kept whole. */
+    char longkey[400];
+    int kn = snprintf(longkey, sizeof longkey, "{\"%0200d\": {\"x\": 1, \"x\": 2}}", 7);
+    CHECK(facts_store_load_buffer(longkey, (size_t)kn, "dup", &st, &err) == FACTS_EINVALID &&
+          strlen(err.pointer) == 201);
+    /* Error text stays valid UTF-8 when a long value is cut. */
+    char kind[256];
+    size_t kl = (size_t)snprintf(kind, sizeof kind, "{\"format\": \"factsd-dataset/1\", \"x");
+    for (int i = 0; i < 40; i++) {
+        kind[kl++] = '\xc3';
+        kind[kl++] = '\xa9';
+    }
+    memcpy(kind + kl, "\": 1}", 6);
+    CHECK(facts_store_load_buffer(kind, strlen(kind), "utf8", &st, &err) == FACTS_EINVALID &&
+          strcmp(err.rule, "unknown-member") == 0);
+    json_t *as_json = json_string(err.text);
+    CHECK(as_json != NULL);
+    json_decref(as_json);
     /* A stated revision is the store's. */
     const char *rev7 = "{\"format\": \"factsd-dataset/1\", \"revision\": 7, \"sources\": "
                        "[{\"slug\": \"s\", \"title\": \"t\", \"publisher\": \"p\", "
@@ -275,6 +335,7 @@ int main(int argc, char **argv)
     data_dir = argv[1];
     test_embedded();
     test_ids();
+    test_valid_corpus();
     test_corpus();
     test_errors();
     test_kinds_and_dates();

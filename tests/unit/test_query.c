@@ -345,6 +345,15 @@ static void test_errors(void)
         CHECK(s == FACTS_OK || strcmp(err.pointer, cases[c].pointer) == 0);
         CHECK(page == (facts_page *)(uintptr_t)0x1);
     }
+    /* A search never spans two fields. */
+    {
+        facts_query tq;
+        facts_query_init(&tq, FACTS_KIND_ACTOR);
+        tq.text = "korea\npyongyang";
+        facts_page *tp = NULL;
+        facts_error terr;
+        CHECK(facts_store_query(st, &tq, &tp, &terr) == FACTS_EARG && strcmp(terr.pointer, "q") == 0);
+    }
     /* from after to. */
     facts_query q;
     facts_query_init(&q, FACTS_KIND_EVENT);
@@ -391,6 +400,29 @@ static void test_cursor_scope(const char *data_dir)
     other.cursor = facts_page_next(p1);
     other.type = "visit";
     CHECK(facts_store_query(st, &other, &p2, &err) == FACTS_EARG);
+    /* Filters that differ only in how their bytes are split still differ. */
+    {
+        facts_query a, b;
+        facts_query_init(&a, FACTS_KIND_EVENT);
+        a.actor = "russia";
+        a.text = "a";
+        a.limit = 1;
+        facts_page *pa = NULL, *pb = NULL;
+        CHECK(facts_store_query(st, &a, &pa, NULL) == FACTS_OK);
+        if (pa && facts_page_next(pa)) {
+            const facts_record *ru = facts_store_find(st, FACTS_KIND_ACTOR, "russia");
+            char text[64];
+            snprintf(text, sizeof text, "%sa", ru ? facts_record_id(ru) : "");
+            facts_query_init(&b, FACTS_KIND_EVENT);
+            b.text = text;
+            b.cursor = facts_page_next(pa);
+            CHECK(facts_store_query(st, &b, &pb, &err) == FACTS_EARG);
+        } else {
+            CHECK(0);
+        }
+        facts_page_free(pa);
+        facts_page_free(pb);
+    }
     /* A different limit is the same query. */
     other = q;
     other.cursor = facts_page_next(p1);
