@@ -44,7 +44,8 @@ typedef enum facts_status {
     FACTS_ECONFLICT, /* a change clashes with other records (slug or id taken,
                         a record still referred to) */
     FACTS_ENOSPC,    /* the disk is full */
-    FACTS_ECORRUPT   /* a journal is damaged before its last record */
+    FACTS_ECORRUPT,  /* a journal is damaged before its last record */
+    FACTS_EGONE      /* the history no longer holds what was asked for */
 } facts_status;
 
 /* Returns a static, lower-case name for status ("ok", "enomem", ...);
@@ -410,6 +411,61 @@ void facts_journal_close(facts_journal *j);
  * FACTS_OK, or FACTS_ENOSPC / FACTS_EIO / FACTS_ENOMEM with the old file
  * untouched. */
 facts_status facts_store_save(const facts_store *store, const char *path, facts_error *err);
+
+/* -------------------------------------------------------------- history */
+
+/* A bounded, thread-safe record of the latest changes, oldest dropped
+ * first: what a change feed serves. Opaque. */
+typedef struct facts_history facts_history;
+
+/* One change: an immutable, reference-counted entry. Opaque. */
+typedef struct facts_history_entry facts_history_entry;
+
+#define FACTS_HISTORY_MAX 1000000 /* entries a history may hold */
+
+/* A new, empty history holding at most capacity (1..FACTS_HISTORY_MAX)
+ * entries, whose first entry will be revision + 1. Returns NULL for a bad
+ * capacity or when memory runs out. Free with facts_history_free. */
+facts_history *facts_history_new(size_t capacity, uint64_t revision);
+
+/* Frees h and drops its references to its entries (entries still held by
+ * callers stay valid). NULL is a no-op. */
+void facts_history_free(facts_history *h);
+
+/* Appends the change that made revision (which must be the latest + 1);
+ * entry is a JSON object whose reference is taken in every case, rendered
+ * compactly once here. Beyond the capacity the oldest entry is dropped.
+ * FACTS_EARG (not an object, or out of sequence) or FACTS_ENOMEM leave h
+ * unchanged. */
+facts_status facts_history_append(facts_history *h, uint64_t revision, json_t *entry,
+                                  facts_error *err);
+
+/* The latest revision recorded (the starting revision when empty). */
+uint64_t facts_history_latest(facts_history *h);
+
+/* Copies into out[0..*n) new references to at most max entries with
+ * revisions above since, oldest first; the caller drops each with
+ * facts_history_entry_unref. Sets *latest to the latest revision and *oldest
+ * to the revision just before the oldest entry held (a client at revision
+ * *oldest or later misses nothing). Returns FACTS_OK (*n may be 0: nothing
+ * newer), or FACTS_EGONE when since is older than *oldest (entries were
+ * dropped) or newer than *latest (a revision this history never had); out
+ * and *n are untouched then. Never blocks for long: one short lock. */
+facts_status facts_history_since(facts_history *h, uint64_t since, size_t max,
+                                 facts_history_entry **out, size_t *n, uint64_t *latest,
+                                 uint64_t *oldest);
+
+/* An entry's revision. */
+uint64_t facts_history_entry_revision(const facts_history_entry *e);
+
+/* An entry's JSON, borrowed: valid while the caller holds the entry. */
+const json_t *facts_history_entry_json(const facts_history_entry *e);
+
+/* An entry's compact JSON text and its length, borrowed likewise. */
+const char *facts_history_entry_text(const facts_history_entry *e, size_t *len);
+
+/* Drops a reference to an entry. NULL is a no-op. */
+void facts_history_entry_unref(facts_history_entry *e);
 
 #ifdef __cplusplus
 }

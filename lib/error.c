@@ -62,6 +62,7 @@ const char *facts_status_name(facts_status status)
     case FACTS_ECONFLICT: return "econflict";
     case FACTS_ENOSPC: return "enospc";
     case FACTS_ECORRUPT: return "ecorrupt";
+    case FACTS_EGONE: return "egone";
     }
     return "unknown";
 }
