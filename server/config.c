@@ -1,0 +1,308 @@
+/*
+ * config.c - defaults, flags and FACTSD_* environment variables.
+ */
+#include "config.h"
+
+#include "text.h"
+
+#include <arpa/inet.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static const char usage_text[] =
+    "usage: factsd [options]\n"
+    "  --listen ADDR:PORT          address to listen on (default 127.0.0.1:8080;\n"
+    "                              port 0 picks a free port; [::1]:PORT for IPv6)\n"
+    "  --data FILE                 serve this dataset file instead of the embedded one\n"
+    "  --threads N                 worker threads (default: number of CPUs)\n"
+    "  --cors-origin LIST          '*' or comma-separated origins allowed to read\n"
+    "                              (default *)\n"
+    "  --max-connections N         open connections in all (default 1024)\n"
+    "  --max-connections-per-ip N  open connections per client address, 0 = no\n"
+    "                              limit (default 64)\n"
+    "  --timeout SECONDS           close idle connections after this (default 15)\n"
+    "  --backlog N                 listen backlog (default 512)\n"
+    "  --access-log, --no-access-log\n"
+    "                              one line per request on stdout (default off)\n"
+    "  --help                      print this help and exit\n"
+    "  --version                   print the version and exit\n"
+    "Each option has an environment equivalent: FACTSD_LISTEN, FACTSD_DATA,\n"
+    "FACTSD_THREADS, FACTSD_CORS_ORIGIN, FACTSD_MAX_CONNECTIONS,\n"
+    "FACTSD_MAX_CONNECTIONS_PER_IP, FACTSD_TIMEOUT, FACTSD_BACKLOG,\n"
+    "FACTSD_ACCESS_LOG (on or off). Flags win over the environment.\n";
+
+const char *factsd_config_usage(void)
+{
+    return usage_text;
+}
+
+void factsd_config_init(factsd_config *cfg)
+{
+    memset(cfg, 0, sizeof *cfg);
+    snprintf(cfg->host, sizeof cfg->host, "%s", "127.0.0.1");
+    cfg->port = 8080;
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    if (cpus < 1)
+        cpus = 1;
+    if (cpus > FACTSD_CONFIG_THREADS_MAX)
+        cpus = FACTSD_CONFIG_THREADS_MAX;
+    cfg->threads = (unsigned)cpus;
+    cfg->cors_any = true;
+    cfg->max_connections = 1024;
+    cfg->max_connections_per_ip = 64;
+    cfg->timeout = 15;
+    cfg->backlog = 512;
+    cfg->access_log = false;
+}
+
+bool factsd_config_set_listen(factsd_config *cfg, const char *value, char *msg, size_t size)
+{
+    char host[FACTSD_CONFIG_HOST_LEN];
+    const char *colon;
+    size_t hlen;
+    const char *h = value;
+    if (value[0] == '[') {
+        const char *close = strchr(value, ']');
+        if (close == NULL || close[1] != ':') {
+            snprintf(msg, size, "expected [IPv6]:PORT, got '%s'", value);
+            return false;
+        }
+        h = value + 1;
+        hlen = (size_t)(close - h);
+        colon = close + 1;
+    } else {
+        colon = strrchr(value, ':');
+        if (colon == NULL) {
+            snprintf(msg, size, "expected ADDR:PORT, got '%s'", value);
+            return false;
+        }
+        hlen = (size_t)(colon - value);
+    }
+    if (hlen == 0 || hlen >= sizeof host) {
+        snprintf(msg, size, "expected ADDR:PORT, got '%s'", value);
+        return false;
+    }
+    memcpy(host, h, hlen);
+    host[hlen] = '\0';
+    unsigned char addr[16];
+    bool v6 = value[0] == '[';
+    if (inet_pton(v6 ? AF_INET6 : AF_INET, host, addr) != 1) {
+        snprintf(msg, size, "'%s' is not a numeric %s address", host, v6 ? "IPv6" : "IPv4");
+        return false;
+    }
+    long long port;
+    if (!factsd_text_parse_int(colon + 1, 0, 65535, &port)) {
+        snprintf(msg, size, "expected a port from 0 to 65535, got '%s'", colon + 1);
+        return false;
+    }
+    snprintf(cfg->host, sizeof cfg->host, "%s", host);
+    cfg->port = (uint16_t)port;
+    return true;
+}
+
+bool factsd_config_set_cors(factsd_config *cfg, const char *list, char *msg, size_t size)
+{
+    if (strcmp(list, "*") == 0) {
+        cfg->cors_any = true;
+        cfg->cors_count = 0;
+        return true;
+    }
+    char origins[FACTSD_CONFIG_ORIGINS_MAX][FACTSD_CONFIG_ORIGIN_LEN];
+    size_t n = 0;
+    const char *p = list;
+    for (;;) {
+        const char *comma = strchr(p, ',');
+        size_t len = comma ? (size_t)(comma - p) : strlen(p);
+        while (len > 0 && *p == ' ') {
+            p++;
+            len--;
+        }
+        while (len > 0 && p[len - 1] == ' ')
+            len--;
+        if (len == 0) {
+            snprintf(msg, size, "an empty origin in '%s'", list);
+            return false;
+        }
+        if (len >= FACTSD_CONFIG_ORIGIN_LEN) {
+            snprintf(msg, size, "an origin longer than %d bytes",
+                     FACTSD_CONFIG_ORIGIN_LEN - 1);
+            return false;
+        }
+        if (n == FACTSD_CONFIG_ORIGINS_MAX) {
+            snprintf(msg, size, "more than %d origins", FACTSD_CONFIG_ORIGINS_MAX);
+            return false;
+        }
+        for (size_t i = 0; i < len; i++) {
+            unsigned char c = (unsigned char)p[i];
+            if (c <= 0x20 || c >= 0x7f || c == '*') {
+                snprintf(msg, size, "'%.*s' is not an origin (use '*' alone for any)",
+                         (int)len, p);
+                return false;
+            }
+        }
+        memcpy(origins[n], p, len);
+        origins[n][len] = '\0';
+        n++;
+        if (comma == NULL)
+            break;
+        p = comma + 1;
+    }
+    cfg->cors_any = false;
+    cfg->cors_count = n;
+    memcpy(cfg->cors_origins, origins, sizeof origins);
+    return true;
+}
+
+static bool set_unsigned(unsigned *field, const char *value, long long min, long long max,
+                         char *msg, size_t size)
+{
+    long long v;
+    if (!factsd_text_parse_int(value, min, max, &v)) {
+        snprintf(msg, size, "expected an integer from %lld to %lld, got '%s'", min, max, value);
+        return false;
+    }
+    *field = (unsigned)v;
+    return true;
+}
+
+static bool set_bool(bool *field, const char *value, char *msg, size_t size)
+{
+    if (strcmp(value, "on") == 0 || strcmp(value, "1") == 0 || strcmp(value, "true") == 0) {
+        *field = true;
+        return true;
+    }
+    if (strcmp(value, "off") == 0 || strcmp(value, "0") == 0 || strcmp(value, "false") == 0) {
+        *field = false;
+        return true;
+    }
+    snprintf(msg, size, "expected on or off, got '%s'", value);
+    return false;
+}
+
+enum option_id {
+    OPT_LISTEN,
+    OPT_DATA,
+    OPT_THREADS,
+    OPT_CORS,
+    OPT_MAXCONN,
+    OPT_MAXCONN_IP,
+    OPT_TIMEOUT,
+    OPT_BACKLOG,
+    OPT_ACCESS_LOG
+};
+
+struct option_spec {
+    enum option_id id;
+    const char *flag;
+    const char *env;
+};
+
+static const struct option_spec options[] = {
+    {OPT_LISTEN, "--listen", "FACTSD_LISTEN"},
+    {OPT_DATA, "--data", "FACTSD_DATA"},
+    {OPT_THREADS, "--threads", "FACTSD_THREADS"},
+    {OPT_CORS, "--cors-origin", "FACTSD_CORS_ORIGIN"},
+    {OPT_MAXCONN, "--max-connections", "FACTSD_MAX_CONNECTIONS"},
+    {OPT_MAXCONN_IP, "--max-connections-per-ip", "FACTSD_MAX_CONNECTIONS_PER_IP"},
+    {OPT_TIMEOUT, "--timeout", "FACTSD_TIMEOUT"},
+    {OPT_BACKLOG, "--backlog", "FACTSD_BACKLOG"},
+    {OPT_ACCESS_LOG, "--access-log", "FACTSD_ACCESS_LOG"},
+};
+
+/* Applies one option's value; on failure writes the reason into msg. */
+static bool option_apply(factsd_config *cfg, enum option_id id, const char *value, char *msg,
+                         size_t size)
+{
+    switch (id) {
+    case OPT_LISTEN:
+        return factsd_config_set_listen(cfg, value, msg, size);
+    case OPT_DATA:
+        if (value[0] == '\0' || strlen(value) >= sizeof cfg->data_path) {
+            snprintf(msg, size, "expected a file name of 1 to %zu bytes",
+                     sizeof cfg->data_path - 1);
+            return false;
+        }
+        snprintf(cfg->data_path, sizeof cfg->data_path, "%s", value);
+        return true;
+    case OPT_THREADS:
+        return set_unsigned(&cfg->threads, value, 1, FACTSD_CONFIG_THREADS_MAX, msg, size);
+    case OPT_CORS:
+        return factsd_config_set_cors(cfg, value, msg, size);
+    case OPT_MAXCONN:
+        return set_unsigned(&cfg->max_connections, value, 1, FACTSD_CONFIG_CONNECTIONS_MAX, msg,
+                            size);
+    case OPT_MAXCONN_IP:
+        return set_unsigned(&cfg->max_connections_per_ip, value, 0,
+                            FACTSD_CONFIG_CONNECTIONS_MAX, msg, size);
+    case OPT_TIMEOUT:
+        return set_unsigned(&cfg->timeout, value, 1, 3600, msg, size);
+    case OPT_BACKLOG:
+        return set_unsigned(&cfg->backlog, value, 1, 65535, msg, size);
+    case OPT_ACCESS_LOG:
+        return set_bool(&cfg->access_log, value, msg, size);
+    }
+    snprintf(msg, size, "unknown option");
+    return false;
+}
+
+factsd_config_result factsd_config_parse(factsd_config *cfg, int argc, char **argv,
+                                         char *msg, size_t size)
+{
+    char why[512];
+    const size_t nopt = sizeof options / sizeof options[0];
+    for (size_t i = 0; i < nopt; i++) {
+        const char *v = getenv(options[i].env);
+        if (v == NULL)
+            continue;
+        if (!option_apply(cfg, options[i].id, v, why, sizeof why)) {
+            snprintf(msg, size, "factsd: %s: %s", options[i].env, why);
+            return FACTSD_CONFIG_ERROR;
+        }
+    }
+    for (int a = 1; a < argc; a++) {
+        const char *arg = argv[a];
+        if (strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0)
+            return FACTSD_CONFIG_HELP;
+        if (strcmp(arg, "--version") == 0)
+            return FACTSD_CONFIG_VERSION;
+        if (strcmp(arg, "--access-log") == 0) {
+            cfg->access_log = true;
+            continue;
+        }
+        if (strcmp(arg, "--no-access-log") == 0) {
+            cfg->access_log = false;
+            continue;
+        }
+        const struct option_spec *spec = NULL;
+        const char *value = NULL;
+        size_t flen = 0;
+        for (size_t i = 0; i < nopt; i++) {
+            size_t n = strlen(options[i].flag);
+            if (strncmp(arg, options[i].flag, n) == 0 && (arg[n] == '\0' || arg[n] == '=')) {
+                spec = &options[i];
+                flen = n;
+                break;
+            }
+        }
+        if (spec == NULL) {
+            snprintf(msg, size, "factsd: unknown %s '%s'",
+                     arg[0] == '-' ? "flag" : "argument", arg);
+            return FACTSD_CONFIG_ERROR;
+        }
+        if (arg[flen] == '=') {
+            value = arg + flen + 1;
+        } else if (a + 1 < argc) {
+            value = argv[++a];
+        } else {
+            snprintf(msg, size, "factsd: %s needs a value", spec->flag);
+            return FACTSD_CONFIG_ERROR;
+        }
+        if (!option_apply(cfg, spec->id, value, why, sizeof why)) {
+            snprintf(msg, size, "factsd: %s: %s", spec->flag, why);
+            return FACTSD_CONFIG_ERROR;
+        }
+    }
+    return FACTSD_CONFIG_RUN;
+}

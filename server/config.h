@@ -1,0 +1,72 @@
+/*
+ * config.h - the server's configuration: defaults, command-line flags and
+ * their FACTSD_* environment equivalents.
+ */
+#ifndef FACTSD_CONFIG_H
+#define FACTSD_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+enum {
+    FACTSD_CONFIG_ORIGINS_MAX = 16,     /* origins in --cors-origin */
+    FACTSD_CONFIG_ORIGIN_LEN = 256,     /* bytes of one origin */
+    FACTSD_CONFIG_HOST_LEN = 64,        /* bytes of the listen address */
+    FACTSD_CONFIG_PATH_LEN = 4096,      /* bytes of --data */
+    FACTSD_CONFIG_THREADS_MAX = 256,
+    FACTSD_CONFIG_CONNECTIONS_MAX = 100000
+};
+
+/* A complete server configuration. A plain value: copy it freely. Fill it
+ * with factsd_config_init, then change fields or call factsd_config_parse. */
+typedef struct factsd_config {
+    char host[FACTSD_CONFIG_HOST_LEN]; /* numeric IPv4 or IPv6 address */
+    uint16_t port;                     /* 0 picks a free port */
+    unsigned threads;                  /* worker threads, >= 1 */
+    char data_path[FACTSD_CONFIG_PATH_LEN]; /* "" = the embedded dataset */
+    bool cors_any;                     /* Access-Control-Allow-Origin: * */
+    size_t cors_count;                 /* listed origins when !cors_any */
+    char cors_origins[FACTSD_CONFIG_ORIGINS_MAX][FACTSD_CONFIG_ORIGIN_LEN];
+    unsigned max_connections;          /* whole server */
+    unsigned max_connections_per_ip;   /* 0 = no per-address limit */
+    unsigned timeout;                  /* idle seconds before a connection closes */
+    unsigned backlog;                  /* listen(2) backlog */
+    bool access_log;                   /* one line per request on stdout */
+} factsd_config;
+
+/* The outcome of factsd_config_parse. */
+typedef enum factsd_config_result {
+    FACTSD_CONFIG_RUN = 0,   /* start the server */
+    FACTSD_CONFIG_HELP,      /* --help was given */
+    FACTSD_CONFIG_VERSION,   /* --version was given */
+    FACTSD_CONFIG_ERROR      /* a bad flag or value; see the message */
+} factsd_config_result;
+
+/* Fills cfg with the defaults: 127.0.0.1:8080, one thread per CPU, the
+ * embedded dataset, CORS for any origin, 1024 connections, 64 per address,
+ * a 15-second timeout, a backlog of 512, no access log. Never fails. */
+void factsd_config_init(factsd_config *cfg);
+
+/* Applies the FACTSD_* environment variables (read with getenv) and then the
+ * flags in argv[1..argc-1] to cfg, flags winning. On FACTSD_CONFIG_ERROR,
+ * writes a one-line message naming the flag or variable into msg (size
+ * bytes, always NUL-terminated when size > 0); cfg may then be partly
+ * changed. argv is not kept. */
+factsd_config_result factsd_config_parse(factsd_config *cfg, int argc, char **argv,
+                                         char *msg, size_t size);
+
+/* Parses a comma-separated origin list ("*" alone, or origins such as
+ * "https://a.example") into cfg. Returns true, or false with a message in
+ * msg when an origin is empty, too long, or there are too many; cfg is
+ * unchanged then. */
+bool factsd_config_set_cors(factsd_config *cfg, const char *list, char *msg, size_t size);
+
+/* Parses "ADDR:PORT" (IPv4, or "[IPv6]:PORT") into cfg. Returns true, or
+ * false with a message in msg; cfg is unchanged then. */
+bool factsd_config_set_listen(factsd_config *cfg, const char *value, char *msg, size_t size);
+
+/* The usage text (static), printed by --help and after a bad flag. */
+const char *factsd_config_usage(void);
+
+#endif /* FACTSD_CONFIG_H */

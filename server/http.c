@@ -1,0 +1,733 @@
+/*
+ * http.c - the libmicrohttpd daemon, its hardening and the request cycle
+ * (see http.h).
+ *
+ * Request cycle: the URI log callback copies the raw target into the
+ * connection's context (libmicrohttpd decodes the URL it hands the access
+ * handler, and a "%00" would cut it short). The first access-handler call
+ * checks the framing and rejects bad requests at once with Connection:
+ * close; a good request is answered on a later call so keep-alive survives.
+ */
+#define _GNU_SOURCE /* accept4 */
+#include "http.h"
+
+#include "openapi.h"
+#include "problem.h"
+#include "render.h"
+#include "routes.h"
+#include "text.h"
+#include "view.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <limits.h>
+#include <microhttpd.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+enum {
+    MEMORY_LIMIT = 16 * 1024,  /* libmicrohttpd's memory per connection (it
+                                  touches all of it: RSS grows by this much
+                                  per open connection) */
+    HEADERS_MAX_BYTES = 6144,  /* request header fields, names plus values */
+    HEADERS_MAX_COUNT = 100,   /* request header fields */
+    CONTENT_MAX = 16 * 1024,   /* request content read and discarded */
+    TARGET_INLINE = 160,       /* targets up to this size need no allocation */
+    URL_LEN = 96
+};
+
+static const char allow_methods[] = "GET, HEAD, OPTIONS";
+
+static const char fallback_body[] =
+    "{\"type\":\"urn:factsd:problem:internal\",\"title\":\"Internal error\","
+    "\"status\":500,\"detail\":\"the server ran out of memory\"}";
+
+enum method { METHOD_GET, METHOD_HEAD, METHOD_OPTIONS, METHOD_OTHER };
+
+struct factsd_http {
+    factsd_config cfg;
+    struct MHD_Daemon *daemon;
+    pthread_mutex_t lock; /* guards view */
+    factsd_view *view;    /* the published snapshot with its representations;
+                             each connection holds a reference to the view it
+                             last read, and a request never changes views, so
+                             a new view can replace this one at any time */
+    atomic_uint view_generation; /* bumped when view is replaced */
+    struct MHD_Response *fallback; /* a bare 500 for out-of-memory */
+    atomic_long in_flight;         /* requests from request line to completion */
+    atomic_llong log_time;         /* last second libmicrohttpd logged in */
+    char start_error[256];         /* libmicrohttpd's last message while starting */
+    atomic_bool started;
+    atomic_bool stopping;          /* the acceptor must exit */
+    int listen_fd;
+    pthread_t acceptor;
+    bool acceptor_running;
+    uint16_t port;
+    char url[URL_LEN];
+};
+
+/* Per-connection state, reused by each request on the connection. */
+struct conn {
+    factsd_http *http;
+    char *target;               /* raw request target (NUL-terminated) */
+    uintptr_t target_raw;       /* where libmicrohttpd holds the target */
+    size_t target_len;
+    bool target_too_long;
+    bool target_seen;
+    bool counted;               /* the current request is counted in flight */
+    bool started;               /* the current request reached the handler */
+    bool answered;              /* a response is queued */
+    enum method method;
+    factsd_view *view;          /* the snapshot this connection reads */
+    unsigned view_generation;   /* the generation of view */
+    factsd_repr *own;           /* a representation made for this request */
+    size_t discarded;           /* request content bytes read and dropped */
+    struct timespec t0;
+    char inline_target[TARGET_INLINE];
+};
+
+/* ------------------------------------------------------------- helpers */
+
+/* Points k at the published view, taking a new reference only when the
+ * view changed since the connection's last request. */
+static void conn_view_refresh(factsd_http *h, struct conn *k)
+{
+    unsigned gen = atomic_load_explicit(&h->view_generation, memory_order_acquire);
+    if (k->view != NULL && k->view_generation == gen)
+        return;
+    factsd_view_unref(k->view);
+    pthread_mutex_lock(&h->lock);
+    k->view = factsd_view_ref(h->view);
+    k->view_generation = atomic_load_explicit(&h->view_generation, memory_order_relaxed);
+    pthread_mutex_unlock(&h->lock);
+}
+
+static void conn_target_clear(struct conn *k)
+{
+    if (k->target != NULL && k->target != k->inline_target)
+        free(k->target);
+    k->target = NULL;
+    k->target_len = 0;
+    k->target_too_long = false;
+    k->target_seen = false;
+}
+
+/* Ends the current request's state (after completion or at close). */
+static void conn_request_end(struct conn *k)
+{
+    if (k->counted)
+        atomic_fetch_sub(&k->http->in_flight, 1);
+    k->counted = false;
+    factsd_repr_free(k->own);
+    k->own = NULL;
+    k->started = false;
+    k->answered = false;
+    k->discarded = 0;
+    conn_target_clear(k);
+}
+
+static enum method method_parse(const char *m)
+{
+    if (strcmp(m, MHD_HTTP_METHOD_GET) == 0)
+        return METHOD_GET;
+    if (strcmp(m, MHD_HTTP_METHOD_HEAD) == 0)
+        return METHOD_HEAD;
+    if (strcmp(m, MHD_HTTP_METHOD_OPTIONS) == 0)
+        return METHOD_OPTIONS;
+    return METHOD_OTHER;
+}
+
+/* Writes one access-log line for a queued response. */
+static void access_log(struct conn *k, struct MHD_Connection *c, const char *method,
+                       unsigned status)
+{
+    char peer[INET6_ADDRSTRLEN] = "-";
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    if (ci != NULL && ci->client_addr != NULL) {
+        const struct sockaddr *sa = ci->client_addr;
+        if (sa->sa_family == AF_INET)
+            inet_ntop(AF_INET, &((const struct sockaddr_in *)(const void *)sa)->sin_addr, peer,
+                      sizeof peer);
+        else if (sa->sa_family == AF_INET6)
+            inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr,
+                      peer, sizeof peer);
+    }
+    char target[256];
+    size_t o = 0;
+    for (size_t i = 0; k->target != NULL && i < k->target_len && o + 5 < sizeof target; i++) {
+        unsigned char ch = (unsigned char)k->target[i];
+        if (ch < 0x20 || ch >= 0x7f || ch == '"' || ch == '\\')
+            o += (size_t)snprintf(target + o, sizeof target - o, "\\x%02x", ch);
+        else
+            target[o++] = (char)ch;
+    }
+    target[o] = '\0';
+    char m[16];
+    size_t mi = 0;
+    for (; method[mi] != '\0' && mi + 1 < sizeof m; mi++)
+        m[mi] = (method[mi] > 0x20 && method[mi] < 0x7f) ? method[mi] : '?';
+    m[mi] = '\0';
+    struct timespec t1;
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    double ms = (double)(t1.tv_sec - k->t0.tv_sec) * 1e3 +
+                (double)(t1.tv_nsec - k->t0.tv_nsec) / 1e6;
+    fprintf(stdout, "%s \"%s %s\" %u %.3fms\n", peer, m, target, status, ms);
+    fflush(stdout);
+}
+
+/* Queues resp with status and logs it. */
+static enum MHD_Result conn_queue(struct conn *k, struct MHD_Connection *c, const char *method,
+                                  unsigned status, struct MHD_Response *resp)
+{
+    k->answered = true;
+    if (k->http->cfg.access_log)
+        access_log(k, c, method, status);
+    return MHD_queue_response(c, status, resp);
+}
+
+/* Queues a representation owned by the request (k->own) or the view. */
+static enum MHD_Result conn_send(struct conn *k, struct MHD_Connection *c, const char *method,
+                                 unsigned status, const factsd_repr *r,
+                                 const factsd_reply_opts *opts)
+{
+    bool owned = false;
+    struct MHD_Response *resp =
+        r != NULL ? factsd_repr_response(r, &k->http->cfg, opts, &owned) : NULL;
+    if (resp == NULL)
+        return conn_queue(k, c, method, 500, k->http->fallback);
+    enum MHD_Result rc = conn_queue(k, c, method, status, resp);
+    if (owned)
+        MHD_destroy_response(resp);
+    return rc;
+}
+
+/* Answers with a problem of kind; close adds Connection: close. */
+static enum MHD_Result conn_problem(struct conn *k, struct MHD_Connection *c,
+                                    const char *method, factsd_problem_kind kind,
+                                    const char *detail, bool close)
+{
+    factsd_repr_free(k->own);
+    k->own = factsd_problem_new(kind, detail, NULL, 0);
+    factsd_reply_opts opts = {
+        .origin = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Origin"),
+        .allow = kind == FACTSD_PROBLEM_METHOD_NOT_ALLOWED ? allow_methods : NULL,
+        .close = close,
+    };
+    return conn_send(k, c, method, factsd_problem_status(kind), k->own, &opts);
+}
+
+/* ------------------------------------------------------- framing checks */
+
+struct header_stats {
+    unsigned content_length;
+    unsigned transfer_encoding;
+    unsigned host;
+    size_t bytes;
+    unsigned count;
+};
+
+static enum MHD_Result header_count(void *cls, enum MHD_ValueKind kind, const char *key,
+                                    const char *value)
+{
+    struct header_stats *s = cls;
+    (void)kind;
+    s->count++;
+    s->bytes += strlen(key) + (value != NULL ? strlen(value) : 0) + 4;
+    if (strcasecmp(key, MHD_HTTP_HEADER_CONTENT_LENGTH) == 0)
+        s->content_length++;
+    else if (strcasecmp(key, MHD_HTTP_HEADER_TRANSFER_ENCODING) == 0)
+        s->transfer_encoding++;
+    else if (strcasecmp(key, MHD_HTTP_HEADER_HOST) == 0)
+        s->host++;
+    return MHD_YES;
+}
+
+/* Checks the request's single Content-Length: 0 when it is a number within
+ * CONTENT_MAX, 1 when it is larger, -1 when it is not a number. */
+static int content_length_check(struct MHD_Connection *c)
+{
+    const char *v =
+        MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+    long long n;
+    if (v == NULL || !factsd_text_parse_int(v, 0, LLONG_MAX, &n))
+        return -1;
+    return n > CONTENT_MAX ? 1 : 0;
+}
+
+/* Checks what must be refused before routing; answers and returns true when
+ * the request is refused (*rc set). */
+static bool conn_check_framing(struct conn *k, struct MHD_Connection *c, const char *method,
+                               const char *version, enum MHD_Result *rc)
+{
+    struct header_stats s = {0};
+    MHD_get_connection_values(c, MHD_HEADER_KIND, header_count, &s);
+    factsd_problem_kind kind = FACTSD_PROBLEM_MALFORMED_REQUEST;
+    const char *detail = NULL;
+    int cl;
+    if (!k->target_seen) {
+        detail = "the request target could not be read";
+    } else if (k->target_too_long) {
+        kind = FACTSD_PROBLEM_URI_TOO_LONG;
+        detail = "the request target is longer than 2048 bytes";
+    } else if (!factsd_text_pct_valid(k->target, k->target_len) ||
+               k->target_raw + k->target_len + 1 != (uintptr_t)version) {
+        /* libmicrohttpd keeps the request line in place, splitting it with
+         * NULs: the version follows the target's terminating NUL directly,
+         * unless a NUL byte inside the target cut the string short. */
+        detail = "the request target holds a control byte or a malformed %-escape";
+    } else if (s.bytes > HEADERS_MAX_BYTES || s.count > HEADERS_MAX_COUNT) {
+        kind = FACTSD_PROBLEM_HEADERS_TOO_LARGE;
+        detail = "the request header fields exceed 6144 bytes or 100 fields";
+    } else if (s.content_length > 1) {
+        detail = "more than one Content-Length header";
+    } else if (s.content_length > 0 && s.transfer_encoding > 0) {
+        detail = "Content-Length together with Transfer-Encoding";
+    } else if (s.host == 0 && strcmp(version, MHD_HTTP_VERSION_1_1) == 0) {
+        detail = "an HTTP/1.1 request without a Host header";
+    } else if (s.host > 1) {
+        detail = "more than one Host header";
+    } else if (s.content_length == 1 && (cl = content_length_check(c)) != 0) {
+        if (cl > 0) {
+            kind = FACTSD_PROBLEM_CONTENT_TOO_LARGE;
+            detail = "request content is not accepted beyond 16384 bytes";
+        } else {
+            detail = "Content-Length is not a number";
+        }
+    }
+    if (detail == NULL)
+        return false;
+    *rc = conn_problem(k, c, method, kind, detail, true);
+    return true;
+}
+
+/* ------------------------------------------------------------- answers */
+
+static enum MHD_Result conn_answer_options(struct conn *k, struct MHD_Connection *c,
+                                           const char *method)
+{
+    if (!factsd_routes_match(k->target, k->target_len))
+        return conn_problem(k, c, method, FACTSD_PROBLEM_NOT_FOUND,
+                            "no resource lives at this path", false);
+    const factsd_config *cfg = &k->http->cfg;
+    const char *origin = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Origin");
+    const char *req_method =
+        MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Access-Control-Request-Method");
+    struct MHD_Response *resp = MHD_create_response_from_buffer(0, (void *)"",
+                                                                MHD_RESPMEM_PERSISTENT);
+    if (resp == NULL)
+        return conn_queue(k, c, method, 500, k->http->fallback);
+    bool ok = MHD_add_response_header(resp, "Allow", allow_methods) == MHD_YES &&
+              MHD_add_response_header(resp, "Cache-Control", "no-cache") == MHD_YES;
+    if (ok && !cfg->cors_any)
+        ok = MHD_add_response_header(resp, "Vary", "Origin") == MHD_YES;
+    if (ok && origin != NULL && req_method != NULL && factsd_cors_allowed(cfg, origin)) {
+        ok = MHD_add_response_header(resp, "Access-Control-Allow-Origin",
+                                     cfg->cors_any ? "*" : origin) == MHD_YES &&
+             MHD_add_response_header(resp, "Access-Control-Allow-Methods", allow_methods) ==
+                 MHD_YES &&
+             MHD_add_response_header(resp, "Access-Control-Allow-Headers",
+                                     "Accept, Cache-Control, If-None-Match") == MHD_YES &&
+             MHD_add_response_header(resp, "Access-Control-Max-Age", "86400") == MHD_YES;
+    }
+    enum MHD_Result rc = ok ? conn_queue(k, c, method, MHD_HTTP_NO_CONTENT, resp)
+                            : conn_queue(k, c, method, 500, k->http->fallback);
+    MHD_destroy_response(resp);
+    return rc;
+}
+
+static enum MHD_Result conn_answer(struct conn *k, struct MHD_Connection *c, const char *method)
+{
+    if (k->method == METHOD_OPTIONS)
+        return conn_answer_options(k, c, method);
+    if (k->method == METHOD_OTHER) {
+        if (factsd_routes_match(k->target, k->target_len))
+            return conn_problem(k, c, method, FACTSD_PROBLEM_METHOD_NOT_ALLOWED,
+                                "this resource answers GET, HEAD and OPTIONS only", false);
+        return conn_problem(k, c, method, FACTSD_PROBLEM_NOT_FOUND,
+                            "no resource lives at this path", false);
+    }
+    factsd_answer ans;
+    factsd_routes_get(k->view, k->target, k->target_len, &ans);
+    k->own = ans.own;
+    factsd_reply_opts opts = {
+        .origin = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Origin"),
+    };
+    unsigned status = ans.status;
+    if (status == 200 && ans.repr != NULL &&
+        factsd_repr_matches(ans.repr, MHD_lookup_connection_value(c, MHD_HEADER_KIND,
+                                                                  "If-None-Match"))) {
+        opts.not_modified = true;
+        status = MHD_HTTP_NOT_MODIFIED;
+    }
+    return conn_send(k, c, method, status, ans.repr, &opts);
+}
+
+/* ----------------------------------------------------------- callbacks */
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
+                                  const char *method, const char *version,
+                                  const char *upload_data, size_t *upload_data_size,
+                                  void **req_cls)
+{
+    factsd_http *h = cls;
+    struct conn *k = *req_cls;
+    (void)url;
+    (void)upload_data;
+    if (k == NULL)
+        return MHD_NO; /* no context: the connection could not be set up */
+    if (!k->started) {
+        k->started = true;
+        if (h->cfg.access_log)
+            clock_gettime(CLOCK_MONOTONIC, &k->t0);
+        k->method = method_parse(method);
+        conn_view_refresh(h, k);
+        enum MHD_Result rc;
+        if (conn_check_framing(k, c, method, version, &rc))
+            return rc;
+        return MHD_YES;
+    }
+    if (*upload_data_size > 0) {
+        k->discarded += *upload_data_size;
+        *upload_data_size = 0;
+        if (k->discarded > CONTENT_MAX && !k->answered)
+            return conn_problem(k, c, method, FACTSD_PROBLEM_CONTENT_TOO_LARGE,
+                                "request content is not accepted beyond 16384 bytes", true);
+        return MHD_YES;
+    }
+    if (k->answered)
+        return MHD_YES;
+    return conn_answer(k, c, method);
+}
+
+static void *on_uri(void *cls, const char *uri, struct MHD_Connection *c)
+{
+    (void)cls;
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    struct conn *k = ci != NULL ? ci->socket_context : NULL;
+    if (k == NULL)
+        return NULL;
+    conn_target_clear(k);
+    if (!k->counted) {
+        k->counted = true;
+        atomic_fetch_add(&k->http->in_flight, 1);
+    }
+    k->target_seen = true;
+    k->target_raw = (uintptr_t)uri;
+    size_t len = uri != NULL ? strlen(uri) : 0;
+    if (len > FACTSD_TARGET_MAX) {
+        k->target_too_long = true;
+        k->target = k->inline_target;
+        k->inline_target[0] = '\0';
+        return k;
+    }
+    char *dst = k->inline_target;
+    if (len >= sizeof k->inline_target) {
+        dst = malloc(len + 1);
+        if (dst == NULL) {
+            k->target_seen = false;
+            return k;
+        }
+    }
+    if (len > 0)
+        memcpy(dst, uri, len);
+    dst[len] = '\0';
+    k->target = dst;
+    k->target_len = len;
+    return k;
+}
+
+static void on_completed(void *cls, struct MHD_Connection *c, void **req_cls,
+                         enum MHD_RequestTerminationCode toe)
+{
+    (void)cls;
+    (void)c;
+    (void)toe;
+    struct conn *k = *req_cls;
+    if (k != NULL)
+        conn_request_end(k);
+}
+
+static void on_connection(void *cls, struct MHD_Connection *c, void **socket_context,
+                          enum MHD_ConnectionNotificationCode toe)
+{
+    (void)c;
+    if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
+        struct conn *k = calloc(1, sizeof *k);
+        if (k != NULL)
+            k->http = cls;
+        *socket_context = k;
+    } else if (toe == MHD_CONNECTION_NOTIFY_CLOSED) {
+        struct conn *k = *socket_context;
+        if (k != NULL) {
+            conn_request_end(k);
+            factsd_view_unref(k->view);
+            free(k);
+        }
+        *socket_context = NULL;
+    }
+}
+
+/* libmicrohttpd's messages: kept while starting (for the error message),
+ * afterwards written to stderr at most once a second. */
+static void on_log(void *cls, const char *fmt, va_list ap)
+{
+    factsd_http *h = cls;
+    char line[256];
+    vsnprintf(line, sizeof line, fmt, ap);
+    size_t n = strlen(line);
+    while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r'))
+        line[--n] = '\0';
+    if (!atomic_load(&h->started)) {
+        snprintf(h->start_error, sizeof h->start_error, "%s", line);
+        return;
+    }
+    long long now = (long long)time(NULL);
+    long long last = atomic_load(&h->log_time);
+    if (now != last && atomic_compare_exchange_strong(&h->log_time, &last, now))
+        fprintf(stderr, "factsd: %s\n", line);
+}
+
+/* -------------------------------------------------------------- public */
+
+/* Stops what runs (acceptor, daemon) and frees everything. */
+static void http_free(factsd_http *h)
+{
+    if (h->acceptor_running) {
+        atomic_store(&h->stopping, true);
+        shutdown(h->listen_fd, SHUT_RDWR);
+        pthread_join(h->acceptor, NULL);
+    }
+    if (h->listen_fd >= 0)
+        close(h->listen_fd);
+    if (h->daemon != NULL)
+        MHD_stop_daemon(h->daemon);
+    if (h->fallback != NULL)
+        MHD_destroy_response(h->fallback);
+    factsd_view_unref(h->view);
+    pthread_mutex_destroy(&h->lock);
+    free(h);
+}
+
+static struct MHD_Response *fallback_new(void)
+{
+    struct MHD_Response *r = MHD_create_response_from_buffer(
+        sizeof fallback_body - 1, (void *)fallback_body, MHD_RESPMEM_PERSISTENT);
+    if (r == NULL)
+        return NULL;
+    if (MHD_add_response_header(r, "Content-Type", "application/problem+json") != MHD_YES ||
+        MHD_add_response_header(r, "Cache-Control", "no-cache") != MHD_YES ||
+        MHD_add_response_header(r, "Connection", "close") != MHD_YES) {
+        MHD_destroy_response(r);
+        return NULL;
+    }
+    return r;
+}
+
+/* Opens the listening socket of cfg (SO_REUSEADDR, the configured backlog)
+ * and records the port it got; returns the socket or -1 with msg set. */
+static int listen_open(factsd_http *h, char *msg, size_t size)
+{
+    const factsd_config *cfg = &h->cfg;
+    bool v6 = strchr(cfg->host, ':') != NULL;
+    struct sockaddr_storage ss;
+    socklen_t len;
+    memset(&ss, 0, sizeof ss);
+    if (v6) {
+        struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&ss;
+        sin6->sin6_family = AF_INET6;
+        sin6->sin6_port = htons(cfg->port);
+        inet_pton(AF_INET6, cfg->host, &sin6->sin6_addr);
+        len = sizeof *sin6;
+    } else {
+        struct sockaddr_in *sin = (struct sockaddr_in *)&ss;
+        sin->sin_family = AF_INET;
+        sin->sin_port = htons(cfg->port);
+        inet_pton(AF_INET, cfg->host, &sin->sin_addr);
+        len = sizeof *sin;
+    }
+    int one = 1;
+    int fd = socket(v6 ? AF_INET6 : AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) != 0 ||
+        (v6 && setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one) != 0) ||
+        bind(fd, (struct sockaddr *)&ss, len) != 0 || listen(fd, (int)cfg->backlog) != 0 ||
+        getsockname(fd, (struct sockaddr *)&ss, &len) != 0) {
+        snprintf(msg, size, "cannot listen on %s%s%s:%u: %s", v6 ? "[" : "", cfg->host,
+                 v6 ? "]" : "", (unsigned)cfg->port, strerror(errno));
+        if (fd >= 0)
+            close(fd);
+        return -1;
+    }
+    h->port = ntohs(v6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
+                       : ((struct sockaddr_in *)&ss)->sin_port);
+    snprintf(h->url, sizeof h->url, "http://%s%s%s:%u", v6 ? "[" : "", cfg->host, v6 ? "]" : "",
+             (unsigned)h->port);
+    return fd;
+}
+
+/* The acceptor thread: accepts connections as fast as they come and hands
+ * them to the daemon's workers. (libmicrohttpd's own poll loop accepts one
+ * connection per round over all connections, which leaves a burst of new
+ * connections waiting for seconds under load.) The daemon closes a
+ * connection over the connection or per-address limit at once. */
+static void *acceptor_main(void *arg)
+{
+    factsd_http *h = arg;
+    struct timespec pause = {0, 5 * 1000 * 1000};
+    while (!atomic_load(&h->stopping)) {
+        struct sockaddr_storage ss;
+        socklen_t len = sizeof ss;
+        int fd = accept4(h->listen_fd, (struct sockaddr *)&ss, &len, SOCK_CLOEXEC | SOCK_NONBLOCK);
+        if (fd < 0) {
+            if (atomic_load(&h->stopping) || errno == EINVAL || errno == EBADF)
+                break;
+            if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM)
+                nanosleep(&pause, NULL); /* out of descriptors: let some close */
+            continue;
+        }
+        /* On failure (limits, memory) libmicrohttpd closes the socket. */
+        MHD_add_connection(h->daemon, fd, (const struct sockaddr *)&ss, len);
+    }
+    return NULL;
+}
+
+factsd_http *factsd_http_start(const factsd_config *cfg, facts_store *store, char *msg,
+                               size_t size)
+{
+    json_object_seed(0);
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = SIG_IGN;
+    sigemptyset(&sa.sa_mask);
+    if (sigaction(SIGPIPE, &sa, NULL) != 0) {
+        snprintf(msg, size, "cannot ignore SIGPIPE: %s", strerror(errno));
+        return NULL;
+    }
+    factsd_http *h = calloc(1, sizeof *h);
+    if (h == NULL) {
+        snprintf(msg, size, "out of memory");
+        return NULL;
+    }
+    if (pthread_mutex_init(&h->lock, NULL) != 0) {
+        free(h);
+        snprintf(msg, size, "cannot create a mutex");
+        return NULL;
+    }
+    h->cfg = *cfg;
+    h->listen_fd = -1;
+    atomic_init(&h->in_flight, 0);
+    atomic_init(&h->log_time, 0);
+    atomic_init(&h->started, false);
+    atomic_init(&h->stopping, false);
+    atomic_init(&h->view_generation, 0);
+    h->view = factsd_view_new(store, (const char *)factsd_openapi_json, factsd_openapi_json_len,
+                              &h->cfg, msg, size);
+    h->fallback = fallback_new();
+    if (h->view == NULL || h->fallback == NULL) {
+        if (h->view != NULL)
+            snprintf(msg, size, "out of memory");
+        http_free(h);
+        return NULL;
+    }
+    h->listen_fd = listen_open(h, msg, size);
+    if (h->listen_fd < 0) {
+        http_free(h);
+        return NULL;
+    }
+
+    /* A pool of poll(2)-based worker threads fed by the acceptor thread:
+     * libmicrohttpd 0.9.75's internal epoll loop stalls when one epoll_wait
+     * returns exactly its 128-event batch (hundreds of connections per
+     * thread), and poll does not. ITC lets the acceptor wake a worker for
+     * each new connection; TURBO saves syscalls (no shutdown before close). */
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL | MHD_USE_ITC |
+                     MHD_USE_TURBO | MHD_USE_NO_LISTEN_SOCKET | MHD_USE_ERROR_LOG;
+    struct MHD_OptionItem pool[] = {
+        {cfg->threads > 1 ? MHD_OPTION_THREAD_POOL_SIZE : MHD_OPTION_END,
+         (intptr_t)cfg->threads, NULL},
+        {MHD_OPTION_END, 0, NULL},
+    };
+    h->daemon = MHD_start_daemon(
+        flags, 0, NULL, NULL, on_request, h,
+        MHD_OPTION_EXTERNAL_LOGGER, on_log, h,
+        MHD_OPTION_ARRAY, pool,
+        MHD_OPTION_CONNECTION_LIMIT, (unsigned)cfg->max_connections,
+        MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)cfg->max_connections_per_ip,
+        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)cfg->timeout,
+        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)MEMORY_LIMIT,
+        MHD_OPTION_URI_LOG_CALLBACK, on_uri, h,
+        MHD_OPTION_NOTIFY_COMPLETED, on_completed, h,
+        MHD_OPTION_NOTIFY_CONNECTION, on_connection, h,
+        MHD_OPTION_SIGPIPE_HANDLED_BY_APP, (int)1,
+        MHD_OPTION_END);
+    if (h->daemon == NULL) {
+        snprintf(msg, size, "cannot start the HTTP daemon%s%s",
+                 h->start_error[0] != '\0' ? ": " : "", h->start_error);
+        http_free(h);
+        return NULL;
+    }
+    atomic_store(&h->started, true);
+    int err = pthread_create(&h->acceptor, NULL, acceptor_main, h);
+    if (err != 0) {
+        snprintf(msg, size, "cannot start the acceptor thread: %s", strerror(err));
+        http_free(h);
+        return NULL;
+    }
+    h->acceptor_running = true;
+    return h;
+}
+
+bool factsd_http_publish(factsd_http *h, facts_store *store, char *msg, size_t size)
+{
+    factsd_view *next = factsd_view_new(store, (const char *)factsd_openapi_json,
+                                        factsd_openapi_json_len, &h->cfg, msg, size);
+    if (next == NULL)
+        return false;
+    pthread_mutex_lock(&h->lock);
+    factsd_view *old = h->view;
+    h->view = next;
+    atomic_fetch_add_explicit(&h->view_generation, 1, memory_order_release);
+    pthread_mutex_unlock(&h->lock);
+    factsd_view_unref(old);
+    return true;
+}
+
+uint16_t factsd_http_port(const factsd_http *h)
+{
+    return h->port;
+}
+
+const char *factsd_http_url(const factsd_http *h)
+{
+    return h->url;
+}
+
+void factsd_http_stop(factsd_http *h, unsigned grace_ms)
+{
+    if (h == NULL)
+        return;
+    /* Stop accepting: wake the acceptor out of accept(2) and close the
+     * listening socket, so new connections are refused. */
+    atomic_store(&h->stopping, true);
+    shutdown(h->listen_fd, SHUT_RDWR);
+    if (h->acceptor_running)
+        pthread_join(h->acceptor, NULL);
+    h->acceptor_running = false;
+    close(h->listen_fd);
+    h->listen_fd = -1;
+    struct timespec tick = {0, 10 * 1000 * 1000};
+    for (unsigned waited = 0; atomic_load(&h->in_flight) > 0 && waited < grace_ms; waited += 10)
+        nanosleep(&tick, NULL);
+    http_free(h);
+}

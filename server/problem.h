@@ -1,0 +1,52 @@
+/*
+ * problem.h - RFC 9457 problem details (application/problem+json) bodies.
+ */
+#ifndef FACTSD_PROBLEM_H
+#define FACTSD_PROBLEM_H
+
+#include "render.h"
+
+#include <stddef.h>
+
+enum {
+    FACTSD_PROBLEM_PARAMS_MAX = 32 /* invalid-params entries in one problem */
+};
+
+/* The classes of problem the server reports; each has a stable type URI
+ * ("urn:factsd:problem:<name>") and a title. */
+typedef enum factsd_problem_kind {
+    FACTSD_PROBLEM_INVALID_PARAMETERS = 0, /* 400: query parameters */
+    FACTSD_PROBLEM_MALFORMED_REQUEST,      /* 400: framing, target, Host */
+    FACTSD_PROBLEM_NOT_FOUND,              /* 404 */
+    FACTSD_PROBLEM_METHOD_NOT_ALLOWED,     /* 405 */
+    FACTSD_PROBLEM_CONTENT_TOO_LARGE,      /* 413 */
+    FACTSD_PROBLEM_URI_TOO_LONG,           /* 414 */
+    FACTSD_PROBLEM_HEADERS_TOO_LARGE,      /* 431 */
+    FACTSD_PROBLEM_INTERNAL,               /* 500 */
+    FACTSD_PROBLEM_KIND_COUNT
+} factsd_problem_kind;
+
+/* One offending query parameter. */
+typedef struct factsd_problem_param {
+    char name[32];
+    char reason[160];
+} factsd_problem_param;
+
+/* The HTTP status of a problem kind (400 for an unknown kind). */
+unsigned factsd_problem_status(factsd_problem_kind kind);
+
+/* Builds the JSON body {"type","title","status","detail"[,"invalid-params"]}
+ * for kind; detail is copied (NULL gives the title). params (count entries,
+ * at most FACTSD_PROBLEM_PARAMS_MAX are used) may be NULL when count is 0.
+ * Returns a NUL-terminated body owned by the caller (free()) and sets *len,
+ * or NULL when memory runs out. Arguments are not kept. */
+char *factsd_problem_render(factsd_problem_kind kind, const char *detail,
+                            const factsd_problem_param *params, size_t count, size_t *len);
+
+/* As factsd_problem_render, wrapped in a representation (media
+ * FACTSD_MEDIA_PROBLEM) owned by the caller (factsd_repr_free). Returns NULL
+ * when memory runs out. */
+factsd_repr *factsd_problem_new(factsd_problem_kind kind, const char *detail,
+                                const factsd_problem_param *params, size_t count);
+
+#endif /* FACTSD_PROBLEM_H */

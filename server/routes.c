@@ -1,0 +1,736 @@
+/*
+ * routes.c - the read API's routes and query parameters (see routes.h).
+ *
+ * Routing works on the raw target: the path is split on '/' first and each
+ * segment decoded afterwards, so an encoded slash stays inside its segment,
+ * and dot segments (".", "..", "%2e%2e") and empty segments match no route.
+ */
+#include "routes.h"
+
+#include "problem.h"
+#include "text.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+enum {
+    SEGMENTS_MAX = 6,   /* path segments of the longest route */
+    SEGMENT_LEN = 256,  /* decoded bytes of one segment */
+    NAME_LEN = 32,      /* decoded bytes of a parameter name */
+    PIECES_MAX = 64     /* '&'-separated pieces in a query */
+};
+
+enum route_id {
+    ROUTE_NONE = 0,
+    ROUTE_INDEX,
+    ROUTE_HEALTH,
+    ROUTE_OPENAPI,
+    ROUTE_COLLECTION,
+    ROUTE_ITEM,
+    ROUTE_ACTOR_SUB,
+    ROUTE_SUMMARY
+};
+
+struct route {
+    enum route_id id;
+    facts_kind kind;       /* the collection (of the sub-collection) */
+    char key[SEGMENT_LEN]; /* the item's or the actor's id or slug */
+};
+
+enum param_id {
+    P_LIMIT = 0,
+    P_CURSOR,
+    P_SORT,
+    P_PRETTY,
+    P_ACTOR,
+    P_TYPE,
+    P_STATUS,
+    P_KIND,
+    P_FROM,
+    P_TO,
+    P_Q,
+    P_COUNT
+};
+
+static const char *const param_names[P_COUNT] = {
+    "limit", "cursor", "sort", "pretty", "actor", "type", "status", "kind", "from", "to", "q",
+};
+
+#define BIT(p) (1u << (p))
+
+static const unsigned paging_params = BIT(P_LIMIT) | BIT(P_CURSOR) | BIT(P_SORT);
+
+/* The filters each collection takes (what the data core applies to it). */
+static unsigned filter_params(facts_kind kind)
+{
+    switch (kind) {
+    case FACTS_KIND_SOURCE:
+        return BIT(P_Q);
+    case FACTS_KIND_ACTOR:
+        return BIT(P_KIND) | BIT(P_Q);
+    case FACTS_KIND_EVENT:
+        return BIT(P_ACTOR) | BIT(P_TYPE) | BIT(P_STATUS) | BIT(P_FROM) | BIT(P_TO) | BIT(P_Q);
+    case FACTS_KIND_ESTIMATE:
+        return BIT(P_ACTOR) | BIT(P_KIND) | BIT(P_FROM) | BIT(P_TO) | BIT(P_Q);
+    default:
+        return 0;
+    }
+}
+
+struct params {
+    const char *value[P_COUNT];
+    char store[FACTSD_TARGET_MAX + P_COUNT + 1]; /* decoded values */
+    size_t used;
+    factsd_problem_param errors[FACTSD_PROBLEM_PARAMS_MAX];
+    size_t nerrors;
+    size_t limit;
+    facts_sort sort;
+    bool pretty;
+};
+
+/* Copies src into dst (cap bytes) cutting only at a UTF-8 character
+ * boundary; text that is not UTF-8 is replaced by "?". */
+static void copy_utf8(char *dst, size_t cap, const char *src)
+{
+    size_t n = strlen(src);
+    if (n >= cap) {
+        n = cap - 1;
+        while (n > 0 && ((unsigned char)src[n] & 0xc0) == 0x80)
+            n--;
+    }
+    if (!factsd_text_utf8_valid(src, n)) {
+        src = "?";
+        n = 1;
+    }
+    memcpy(dst, src, n);
+    dst[n] = '\0';
+}
+
+/* Records an offending parameter once (later reasons for the same name are
+ * dropped); the list is capped. */
+static void params_error(struct params *p, const char *name, const char *reason)
+{
+    for (size_t i = 0; i < p->nerrors; i++) {
+        if (strcmp(p->errors[i].name, name) == 0)
+            return;
+    }
+    if (p->nerrors == FACTSD_PROBLEM_PARAMS_MAX)
+        return;
+    factsd_problem_param *e = &p->errors[p->nerrors++];
+    copy_utf8(e->name, sizeof e->name, name);
+    copy_utf8(e->reason, sizeof e->reason, reason);
+}
+
+/* A printable version of a parameter name for error messages. */
+static void printable_name(char *dst, size_t cap, const char *raw, size_t len)
+{
+    char tmp[NAME_LEN];
+    size_t n = 0;
+    if (!factsd_text_pct_decode(raw, len, true, tmp, sizeof tmp, &n)) {
+        size_t k = len < sizeof tmp - 1 ? len : sizeof tmp - 1;
+        memcpy(tmp, raw, k);
+        n = k;
+    }
+    size_t o = 0;
+    for (size_t i = 0; i < n && o + 1 < cap; i++) {
+        unsigned char c = (unsigned char)tmp[i];
+        dst[o++] = (c > 0x20 && c < 0x7f) ? (char)c : '?';
+    }
+    dst[o] = '\0';
+    if (o == 0)
+        snprintf(dst, cap, "%s", "(empty)");
+}
+
+static bool parse_bool(const char *s, bool *out)
+{
+    if (s[0] == '\0' || strcmp(s, "1") == 0 || strcmp(s, "true") == 0) {
+        *out = true;
+        return true;
+    }
+    if (strcmp(s, "0") == 0 || strcmp(s, "false") == 0) {
+        *out = false;
+        return true;
+    }
+    return false;
+}
+
+/* Checks one value that the server can judge alone. */
+static void params_check_value(struct params *p, enum param_id id)
+{
+    const char *v = p->value[id];
+    const char *name = param_names[id];
+    long long n;
+    int32_t day;
+    switch (id) {
+    case P_LIMIT:
+        if (!factsd_text_parse_int(v, 1, FACTS_QUERY_LIMIT_MAX, &n))
+            params_error(p, name, "must be an integer from 1 to 500");
+        else
+            p->limit = (size_t)n;
+        break;
+    case P_PRETTY:
+        if (!parse_bool(v, &p->pretty))
+            params_error(p, name, "must be empty, 1, true, 0 or false");
+        break;
+    case P_SORT:
+        if (facts_sort_parse(v, &p->sort) != FACTS_OK)
+            params_error(p, name, "must be one of date, -date, name, -name");
+        break;
+    case P_FROM:
+    case P_TO:
+        if (facts_date_parse(v, id == P_TO, &day) != FACTS_OK)
+            params_error(p, name, "must be a date: YYYY, YYYY-MM or YYYY-MM-DD");
+        break;
+    case P_Q:
+        if (v[0] == '\0')
+            params_error(p, name, "must not be empty");
+        else if (strlen(v) > FACTS_QUERY_TEXT_MAX)
+            params_error(p, name, "must be at most 256 bytes");
+        break;
+    case P_CURSOR:
+        if (v[0] == '\0' || strlen(v) > FACTS_CURSOR_MAX)
+            params_error(p, name, "must be a cursor from a previous page");
+        break;
+    case P_ACTOR:
+    case P_TYPE:
+    case P_STATUS:
+    case P_KIND:
+        if (v[0] == '\0')
+            params_error(p, name, "must not be empty");
+        break;
+    case P_COUNT:
+        break;
+    }
+}
+
+/* Splits and decodes the raw query (len bytes after '?') into p, keeping only
+ * the parameters in allowed. Every problem is recorded in p->errors. */
+static void params_parse(struct params *p, const char *query, size_t len, unsigned allowed)
+{
+    memset(p->value, 0, sizeof p->value);
+    p->used = 0;
+    p->nerrors = 0;
+    p->limit = FACTS_QUERY_LIMIT_DEFAULT;
+    p->sort = FACTS_SORT_DEFAULT;
+    p->pretty = false;
+    size_t pieces = 0;
+    size_t i = 0;
+    while (i < len) {
+        const char *piece = query + i;
+        const char *amp = memchr(piece, '&', len - i);
+        size_t plen = amp != NULL ? (size_t)(amp - piece) : len - i;
+        i += plen + 1;
+        if (plen == 0)
+            continue;
+        if (++pieces > PIECES_MAX) {
+            params_error(p, "(query)", "has more than 64 parameters");
+            return;
+        }
+        const char *eq = memchr(piece, '=', plen);
+        size_t nlen = eq != NULL ? (size_t)(eq - piece) : plen;
+        const char *raw_value = eq != NULL ? eq + 1 : piece + plen;
+        size_t vlen = (size_t)(piece + plen - raw_value);
+        char name[NAME_LEN];
+        size_t dn;
+        int id = -1;
+        if (factsd_text_pct_decode(piece, nlen, true, name, sizeof name, &dn)) {
+            for (int k = 0; k < P_COUNT; k++) {
+                if (strcmp(name, param_names[k]) == 0)
+                    id = k;
+            }
+        }
+        if (id < 0) {
+            char shown[NAME_LEN];
+            printable_name(shown, sizeof shown, piece, nlen);
+            params_error(p, shown, "is not a known parameter");
+            continue;
+        }
+        if (!(allowed & BIT(id))) {
+            params_error(p, param_names[id], "does not apply to this resource");
+            continue;
+        }
+        if (p->value[id] != NULL) {
+            params_error(p, param_names[id], "is given more than once");
+            continue;
+        }
+        char *dst = p->store + p->used;
+        size_t room = sizeof p->store - p->used;
+        size_t outlen;
+        if (!factsd_text_pct_decode(raw_value, vlen, true, dst, room, &outlen)) {
+            params_error(p, param_names[id], "contains a control character or a bad escape");
+            continue;
+        }
+        if (!factsd_text_utf8_valid(dst, outlen)) {
+            params_error(p, param_names[id], "is not UTF-8");
+            continue;
+        }
+        p->used += outlen + 1;
+        p->value[id] = dst;
+        params_check_value(p, (enum param_id)id);
+    }
+}
+
+/* Appends the canonical query string of p (fixed order, values encoded)
+ * to b, the cursor only when with_cursor. */
+static void params_put_canonical(factsd_buf *b, const struct params *p, bool with_cursor)
+{
+    bool first = true;
+    for (int k = 0; k < P_COUNT; k++) {
+        if ((k == P_CURSOR && !with_cursor) || p->value[k] == NULL)
+            continue;
+        factsd_buf_printf(b, "%s%s=", first ? "" : "&", param_names[k]);
+        factsd_buf_put_query_value(b, p->value[k]);
+        first = false;
+    }
+}
+
+/* The canonical query string of p with the cursor left out, used to build
+ * the next page's link. Returns NULL when memory runs out. */
+static char *params_canonical(const struct params *p)
+{
+    factsd_buf b;
+    factsd_buf_init(&b, 4 * FACTSD_TARGET_MAX);
+    params_put_canonical(&b, p, false);
+    return factsd_buf_steal(&b, NULL);
+}
+
+static bool params_any(const struct params *p)
+{
+    for (int k = 0; k < P_COUNT; k++) {
+        if (p->value[k] != NULL)
+            return true;
+    }
+    return false;
+}
+
+/* Splits the raw path and matches it. */
+static void route_parse(const char *path, size_t len, struct route *r)
+{
+    char seg[SEGMENTS_MAX][SEGMENT_LEN];
+    size_t nseg = 0;
+    r->id = ROUTE_NONE;
+    if (len == 0 || path[0] != '/')
+        return;
+    size_t i = 1;
+    for (;;) {
+        const char *s = path + i;
+        const char *slash = memchr(s, '/', len - i);
+        size_t slen = slash != NULL ? (size_t)(slash - s) : len - i;
+        if (nseg == SEGMENTS_MAX)
+            return;
+        size_t dn;
+        if (!factsd_text_pct_decode(s, slen, false, seg[nseg], SEGMENT_LEN, &dn))
+            return;
+        if (dn == 0 || memchr(seg[nseg], '/', dn) != NULL || strcmp(seg[nseg], ".") == 0 ||
+            strcmp(seg[nseg], "..") == 0)
+            return;
+        nseg++;
+        if (slash == NULL)
+            break;
+        i += slen + 1;
+    }
+    if (nseg == 1) {
+        if (strcmp(seg[0], "healthz") == 0)
+            r->id = ROUTE_HEALTH;
+        else if (strcmp(seg[0], "openapi.json") == 0)
+            r->id = ROUTE_OPENAPI;
+        else if (strcmp(seg[0], "v1") == 0)
+            r->id = ROUTE_INDEX;
+        return;
+    }
+    if (strcmp(seg[0], "v1") != 0 || facts_kind_from_collection(seg[1], &r->kind) != FACTS_OK)
+        return;
+    if (nseg == 2) {
+        r->id = ROUTE_COLLECTION;
+    } else if (nseg == 3) {
+        r->id = r->kind == FACTS_KIND_ESTIMATE && strcmp(seg[2], "summary") == 0
+                    ? ROUTE_SUMMARY
+                    : ROUTE_ITEM;
+        memcpy(r->key, seg[2], sizeof r->key);
+    } else if (nseg == 4 && r->kind == FACTS_KIND_ACTOR) {
+        if (strcmp(seg[3], "events") == 0)
+            r->kind = FACTS_KIND_EVENT;
+        else if (strcmp(seg[3], "troop-estimates") == 0)
+            r->kind = FACTS_KIND_ESTIMATE;
+        else
+            return;
+        r->id = ROUTE_ACTOR_SUB;
+        memcpy(r->key, seg[2], sizeof r->key);
+    }
+}
+
+bool factsd_routes_match(const char *target, size_t len)
+{
+    const char *q = memchr(target, '?', len);
+    struct route r;
+    route_parse(target, q != NULL ? (size_t)(q - target) : len, &r);
+    return r.id != ROUTE_NONE;
+}
+
+static void answer_problem(factsd_answer *out, factsd_problem_kind kind, const char *detail,
+                           const factsd_problem_param *params, size_t count)
+{
+    out->status = factsd_problem_status(kind);
+    out->own = factsd_problem_new(kind, detail, params, count);
+    out->repr = out->own;
+    if (out->own == NULL)
+        out->status = 500;
+}
+
+static void answer_internal(factsd_answer *out)
+{
+    answer_problem(out, FACTSD_PROBLEM_INTERNAL, "the server ran out of memory", NULL, 0);
+}
+
+/* Answers with body (owned; NULL means out of memory) and link (owned). */
+static void answer_body(factsd_answer *out, char *body, size_t len, char *link, bool pretty)
+{
+    if (body != NULL && pretty) {
+        size_t plen;
+        char *p = factsd_render_pretty(body, len, &plen);
+        free(body);
+        body = p;
+        len = plen;
+    }
+    out->own = factsd_repr_new(body, len, FACTSD_MEDIA_JSON, link);
+    if (out->own == NULL) {
+        answer_internal(out);
+        return;
+    }
+    out->status = 200;
+    out->repr = out->own;
+}
+
+/* Answers with a cached representation, indented when pretty. */
+static void answer_cached(factsd_answer *out, const factsd_repr *r, bool pretty)
+{
+    if (!pretty) {
+        out->status = 200;
+        out->repr = r;
+        return;
+    }
+    size_t len;
+    const char *body = factsd_repr_body(r, &len);
+    const char *link = factsd_repr_link(r);
+    char *copy = NULL;
+    if (link != NULL && (copy = strdup(link)) == NULL) {
+        answer_internal(out);
+        return;
+    }
+    size_t plen = 0;
+    char *indented = factsd_render_pretty(body, len, &plen);
+    answer_body(out, indented, plen, copy, false);
+}
+
+static void answer_bad_params(factsd_answer *out, const struct params *p)
+{
+    answer_problem(out, FACTSD_PROBLEM_INVALID_PARAMETERS,
+                   p->nerrors == 1 ? "a query parameter is not valid here"
+                                   : "some query parameters are not valid here",
+                   p->errors, p->nerrors);
+}
+
+/* The URL name of the query argument a core error names. */
+static const char *core_param_name(const char *pointer)
+{
+    if (strcmp(pointer, "text") == 0)
+        return "q";
+    if (strcmp(pointer, "subkind") == 0)
+        return "kind";
+    for (int k = 0; k < P_COUNT; k++) {
+        if (strcmp(pointer, param_names[k]) == 0)
+            return param_names[k];
+    }
+    return "(query)";
+}
+
+/* Sets the filters and paging of q that p gives, among which. */
+static void query_apply(facts_query *q, const struct params *p, unsigned which)
+{
+    const char *const *v = p->value;
+    if ((which & BIT(P_ACTOR)) && v[P_ACTOR] != NULL)
+        q->actor = v[P_ACTOR];
+    if ((which & BIT(P_TYPE)) && v[P_TYPE] != NULL)
+        q->type = v[P_TYPE];
+    if ((which & BIT(P_STATUS)) && v[P_STATUS] != NULL)
+        q->status = v[P_STATUS];
+    if ((which & BIT(P_KIND)) && v[P_KIND] != NULL)
+        q->subkind = v[P_KIND];
+    if ((which & BIT(P_FROM)) && v[P_FROM] != NULL)
+        q->from = v[P_FROM];
+    if ((which & BIT(P_TO)) && v[P_TO] != NULL)
+        q->to = v[P_TO];
+    if ((which & BIT(P_Q)) && v[P_Q] != NULL)
+        q->text = v[P_Q];
+    if ((which & BIT(P_CURSOR)) && v[P_CURSOR] != NULL)
+        q->cursor = v[P_CURSOR];
+    if (which & BIT(P_SORT))
+        q->sort = p->sort;
+    if (which & BIT(P_LIMIT))
+        q->limit = p->limit;
+}
+
+/* Runs q (a page query, or a summary when summary is true). */
+static facts_status query_run(const facts_store *store, const facts_query *q, bool summary,
+                              facts_page **page, facts_summary *sum, facts_error *err)
+{
+    if (summary)
+        return facts_store_summarize(store, q, sum, page, err);
+    return facts_store_query(store, q, page, err);
+}
+
+/* Finds each filter that the core refuses on its own, so the answer can list
+ * every offending parameter, then adds the one the core named in first (the
+ * error of the whole query; NULL when it was not run). */
+static void collect_core_errors(struct params *p, const facts_store *store, const facts_query *base,
+                                bool summary, const facts_error *first)
+{
+    static const enum param_id filters[] = {P_ACTOR, P_TYPE, P_STATUS, P_KIND,
+                                            P_FROM,  P_TO,   P_Q};
+    for (size_t i = 0; i < sizeof filters / sizeof filters[0]; i++) {
+        enum param_id id = filters[i];
+        if (p->value[id] == NULL)
+            continue;
+        facts_query q = *base;
+        query_apply(&q, p, BIT(id));
+        facts_page *page = NULL;
+        facts_summary sum;
+        facts_error err;
+        facts_status st = query_run(store, &q, summary, &page, &sum, &err);
+        facts_page_free(page);
+        if (st == FACTS_EARG)
+            params_error(p, param_names[id], err.text[0] ? err.text : "is not valid");
+        else if (st == FACTS_ENOTFOUND && id == P_ACTOR)
+            params_error(p, "actor", "names no actor");
+    }
+    if (first == NULL)
+        return;
+    if (first->status == FACTS_ENOTFOUND)
+        params_error(p, "actor", "names no actor");
+    else
+        params_error(p, core_param_name(first->pointer),
+                     first->text[0] ? first->text : "is not valid");
+}
+
+/* GET of a collection, a sub-collection or the summary. */
+static void answer_query(const factsd_view *v, const struct route *r, const facts_record *actor,
+                         struct params *p, factsd_answer *out)
+{
+    const facts_store *store = factsd_view_store(v);
+    bool summary = r->id == ROUTE_SUMMARY;
+    if (!params_any(p) && p->nerrors == 0) {
+        if (summary) {
+            answer_cached(out, factsd_view_summary(v), false);
+            return;
+        }
+        if (r->id == ROUTE_COLLECTION) {
+            answer_cached(out, factsd_view_first_page(v, r->kind), false);
+            return;
+        }
+    }
+    facts_query base;
+    facts_query_init(&base, r->kind);
+    if (actor != NULL)
+        base.actor = facts_record_id(actor);
+    if (p->nerrors > 0) {
+        /* Some values were refused already; name the filters the core
+         * refuses as well, so one answer lists every offending parameter. */
+        collect_core_errors(p, store, &base, summary, NULL);
+        answer_bad_params(out, p);
+        return;
+    }
+    facts_query q = base;
+    query_apply(&q, p, ~0u);
+    facts_page *page = NULL;
+    facts_summary sum;
+    facts_error err;
+    facts_status st = query_run(store, &q, summary, &page, &sum, &err);
+    if (st == FACTS_ENOMEM) {
+        answer_internal(out);
+        return;
+    }
+    if (st != FACTS_OK) {
+        collect_core_errors(p, store, &base, summary, &err);
+        answer_bad_params(out, p);
+        return;
+    }
+    size_t len = 0;
+    char *body;
+    char *link = NULL;
+    if (summary) {
+        body = factsd_view_render_summary(v, &sum, page, &len);
+    } else {
+        body = factsd_view_render_page(v, page, p->limit, &len);
+        const char *next = facts_page_next(page);
+        if (body != NULL && next != NULL) {
+            char path[3 * SEGMENT_LEN];
+            if (actor != NULL)
+                snprintf(path, sizeof path, "/v1/actors/%s/%s", facts_record_slug(actor),
+                         facts_kind_collection(r->kind));
+            else
+                snprintf(path, sizeof path, "/v1/%s", facts_kind_collection(r->kind));
+            char *query = params_canonical(p);
+            link = query != NULL ? factsd_render_next_link(path, query, next) : NULL;
+            free(query);
+            if (link == NULL) {
+                free(body);
+                body = NULL;
+            }
+        }
+    }
+    facts_page_free(page);
+    if (body == NULL) {
+        free(link);
+        answer_internal(out);
+        return;
+    }
+    answer_body(out, body, len, link, p->pretty);
+}
+
+/* The cache key of a request: its route with canonical ids, then its
+ * canonical parameters. Returns NULL when memory runs out. */
+static char *cache_key(const struct route *r, const facts_record *rec, const struct params *p,
+                       size_t *len)
+{
+    factsd_buf b;
+    factsd_buf_init(&b, 4 * FACTSD_TARGET_MAX + 256);
+    switch (r->id) {
+    case ROUTE_INDEX:
+        factsd_buf_puts(&b, "/v1");
+        break;
+    case ROUTE_HEALTH:
+        factsd_buf_puts(&b, "/healthz");
+        break;
+    case ROUTE_OPENAPI:
+        factsd_buf_puts(&b, "/openapi.json");
+        break;
+    case ROUTE_COLLECTION:
+        factsd_buf_printf(&b, "/v1/%s", facts_kind_collection(r->kind));
+        break;
+    case ROUTE_SUMMARY:
+        factsd_buf_puts(&b, "/v1/troop-estimates/summary");
+        break;
+    case ROUTE_ITEM:
+        factsd_buf_printf(&b, "/v1/%s/%s", facts_kind_collection(r->kind), facts_record_id(rec));
+        break;
+    case ROUTE_ACTOR_SUB:
+        factsd_buf_printf(&b, "/v1/actors/%s/%s", facts_record_id(rec),
+                          facts_kind_collection(r->kind));
+        break;
+    case ROUTE_NONE:
+        break;
+    }
+    factsd_buf_puts(&b, "?");
+    params_put_canonical(&b, p, true);
+    return factsd_buf_steal(&b, len);
+}
+
+/* A 404 for a record key, naming it when it is printable and short. */
+static void answer_no_record(factsd_answer *out, facts_kind kind, const char *key)
+{
+    char detail[160];
+    bool printable = strlen(key) <= 64;
+    for (const char *c = key; printable && *c; c++)
+        printable = (*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') ||
+                    (*c >= '0' && *c <= '9') || *c == '-';
+    if (printable)
+        snprintf(detail, sizeof detail, "no %s has the id or slug '%s'", facts_kind_name(kind),
+                 key);
+    else
+        snprintf(detail, sizeof detail, "no %s has this id or slug", facts_kind_name(kind));
+    answer_problem(out, FACTSD_PROBLEM_NOT_FOUND, detail, NULL, 0);
+}
+
+void factsd_routes_get(const factsd_view *v, const char *target, size_t len,
+                       factsd_answer *out)
+{
+    out->status = 500;
+    out->repr = NULL;
+    out->own = NULL;
+    const char *qmark = memchr(target, '?', len);
+    size_t plen = qmark != NULL ? (size_t)(qmark - target) : len;
+    struct route r;
+    route_parse(target, plen, &r);
+    if (r.id == ROUTE_NONE) {
+        answer_problem(out, FACTSD_PROBLEM_NOT_FOUND, "no resource lives at this path", NULL,
+                       0);
+        return;
+    }
+    unsigned allowed = BIT(P_PRETTY);
+    if (r.id == ROUTE_COLLECTION)
+        allowed |= paging_params | filter_params(r.kind);
+    else if (r.id == ROUTE_ACTOR_SUB)
+        allowed |= paging_params | (filter_params(r.kind) & ~BIT(P_ACTOR));
+    else if (r.id == ROUTE_SUMMARY)
+        allowed |= filter_params(FACTS_KIND_ESTIMATE);
+    struct params params;
+    struct params *p = &params;
+    if (qmark != NULL)
+        params_parse(p, qmark + 1, len - plen - 1, allowed);
+    else
+        params_parse(p, "", 0, allowed);
+    const facts_store *store = factsd_view_store(v);
+    const facts_record *rec = NULL;
+    if (r.id == ROUTE_ITEM || r.id == ROUTE_ACTOR_SUB) {
+        facts_kind kind = r.id == ROUTE_ITEM ? r.kind : FACTS_KIND_ACTOR;
+        rec = facts_store_find(store, kind, r.key);
+        if (rec == NULL) {
+            answer_no_record(out, kind, r.key);
+            return;
+        }
+    }
+    bool query_route =
+        r.id == ROUTE_COLLECTION || r.id == ROUTE_SUMMARY || r.id == ROUTE_ACTOR_SUB;
+    if (p->nerrors > 0 && !query_route) {
+        answer_bad_params(out, p);
+        return;
+    }
+    /* A request with parameters is answered from the view's cache when the
+     * same canonical request was answered before. */
+    char *key = NULL;
+    size_t keylen = 0;
+    if (p->nerrors == 0 && params_any(p)) {
+        key = cache_key(&r, rec, p, &keylen);
+        const factsd_repr *hit = key != NULL ? factsd_view_cache_get(v, key, keylen) : NULL;
+        if (hit != NULL) {
+            free(key);
+            answer_cached(out, hit, false);
+            return;
+        }
+    }
+    switch (r.id) {
+    case ROUTE_INDEX:
+        answer_cached(out, factsd_view_index(v), p->pretty);
+        break;
+    case ROUTE_HEALTH:
+        answer_cached(out, factsd_view_health(v), p->pretty);
+        break;
+    case ROUTE_OPENAPI:
+        answer_cached(out, factsd_view_openapi(v), p->pretty);
+        break;
+    case ROUTE_ITEM: {
+        const factsd_repr *item = factsd_view_item(v, rec);
+        if (item == NULL)
+            answer_internal(out);
+        else
+            answer_cached(out, item, p->pretty);
+        break;
+    }
+    case ROUTE_COLLECTION:
+    case ROUTE_SUMMARY:
+        answer_query(v, &r, NULL, p, out);
+        break;
+    case ROUTE_ACTOR_SUB:
+        answer_query(v, &r, rec, p, out);
+        break;
+    case ROUTE_NONE:
+        break;
+    }
+    if (key != NULL && out->status == 200 && out->own != NULL && out->repr == out->own) {
+        const factsd_repr *kept = factsd_view_cache_put(v, key, keylen, &out->own);
+        if (kept != NULL)
+            out->repr = kept;
+    }
+    free(key);
+}

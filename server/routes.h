@@ -1,0 +1,39 @@
+/*
+ * routes.h - the read API: maps a raw request target (path and query, as
+ * the client sent them, not decoded) to a representation.
+ */
+#ifndef FACTSD_ROUTES_H
+#define FACTSD_ROUTES_H
+
+#include "render.h"
+#include "view.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+
+enum {
+    FACTSD_TARGET_MAX = 2048 /* bytes of a request target; longer gets 414 */
+};
+
+/* What a GET or HEAD is answered with. */
+typedef struct factsd_answer {
+    unsigned status;         /* 200, or the problem's status */
+    const factsd_repr *repr; /* the representation to send: borrowed from the
+                                view, or equal to own; NULL when memory ran
+                                out (send a bare 500 then) */
+    factsd_repr *own;        /* made for this request, or NULL; the caller frees
+                                it once the response has been sent */
+} factsd_answer;
+
+/* Answers a GET or HEAD of the len-byte raw target (which the caller has
+ * checked: at most FACTSD_TARGET_MAX bytes, valid %-escapes, no control
+ * bytes) from view v. Fills *out; never fails otherwise (an allocation
+ * failure gives status 500). target is not kept. */
+void factsd_routes_get(const factsd_view *v, const char *target, size_t len,
+                       factsd_answer *out);
+
+/* Whether the path of the raw target names a route (whatever the method,
+ * whether or not the record exists). Never fails. */
+bool factsd_routes_match(const char *target, size_t len);
+
+#endif /* FACTSD_ROUTES_H */

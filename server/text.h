@@ -1,0 +1,78 @@
+/*
+ * text.h - small, checked text helpers shared by the server modules: number
+ * parsing, percent-decoding and -encoding, UTF-8 checking, hashing, and a
+ * growable byte buffer with a hard cap.
+ */
+#ifndef FACTSD_TEXT_H
+#define FACTSD_TEXT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* Parses the whole of s as a base-10 integer in [min, max] (an optional
+ * leading '-' only; no spaces, no '+', no empty string). Returns true and
+ * sets *out; returns false and leaves *out unchanged otherwise. s is not
+ * kept. */
+bool factsd_text_parse_int(const char *s, long long min, long long max, long long *out);
+
+/* Checks that len bytes at s hold only well-formed %-escapes ("%" followed by
+ * two hex digits) and no NUL, control (< 0x20) or DEL byte, raw or escaped.
+ * Returns true when they do. Never fails otherwise. */
+bool factsd_text_pct_valid(const char *s, size_t len);
+
+/* Percent-decodes len bytes at src into dst (room for cap bytes, always
+ * NUL-terminated on success); with plus_space a '+' decodes to a space.
+ * Returns true and sets *outlen; returns false (dst content unspecified)
+ * when an escape is malformed, the result holds a NUL or control byte, or it
+ * does not fit. */
+bool factsd_text_pct_decode(const char *src, size_t len, bool plus_space, char *dst,
+                            size_t cap, size_t *outlen);
+
+/* Whether len bytes at s are well-formed UTF-8 (no overlongs, surrogates or
+ * code points above U+10FFFF). Never fails. */
+bool factsd_text_utf8_valid(const char *s, size_t len);
+
+/* A 64-bit non-cryptographic hash of len bytes at data. Never fails. */
+uint64_t factsd_text_hash64(const void *data, size_t len);
+
+/* A growable byte buffer that refuses to grow beyond max bytes. The fields
+ * are private to text.c; use the functions below. Initialise with
+ * factsd_buf_init, release with factsd_buf_free or factsd_buf_steal. */
+typedef struct factsd_buf {
+    char *data;
+    size_t len;
+    size_t cap;
+    size_t max;
+    bool failed; /* an append failed (no memory or over max); sticky */
+} factsd_buf;
+
+/* Makes b empty with a cap of max bytes (content plus a NUL). Never fails. */
+void factsd_buf_init(factsd_buf *b, size_t max);
+
+/* Appends n bytes. Returns false, marking the buffer failed, on allocation
+ * failure or when the cap would be exceeded; a failed buffer refuses every
+ * later append. */
+bool factsd_buf_append(factsd_buf *b, const void *p, size_t n);
+
+/* Appends the NUL-terminated string s; as factsd_buf_append. */
+bool factsd_buf_puts(factsd_buf *b, const char *s);
+
+/* Appends printf-style formatted text; as factsd_buf_append. */
+bool factsd_buf_printf(factsd_buf *b, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+/* Appends s percent-encoded for a URL query value (unreserved characters
+ * kept, everything else %XX). As factsd_buf_append. */
+bool factsd_buf_put_query_value(factsd_buf *b, const char *s);
+
+/* Returns the content (NUL-terminated, length in *len if len is not NULL)
+ * and hands its ownership to the caller (free with free()); the buffer is
+ * left empty. Returns NULL when the buffer failed (its memory is released)
+ * or on allocation failure. */
+char *factsd_buf_steal(factsd_buf *b, size_t *len);
+
+/* Releases the content. b may be reused after factsd_buf_init. */
+void factsd_buf_free(factsd_buf *b);
+
+#endif /* FACTSD_TEXT_H */
