@@ -342,6 +342,15 @@ facts_status facts_store_apply(const facts_store *base, facts_op op, facts_kind 
                                const char *key, const json_t *record, facts_store **out,
                                const facts_record **rec, facts_error *err);
 
+/* As facts_store_apply, but on FACTS_EINVALID fills errs[0..*n) with up to
+ * max problems of the record (max >= 1), each with its pointer relative to
+ * the record, in document order; errs[0] is what facts_store_apply reports.
+ * Any other failure fills errs[0] alone (*n = 1). *n is 0 on success. */
+facts_status facts_store_apply_all(const facts_store *base, facts_op op, facts_kind kind,
+                                   const char *key, const json_t *record, facts_store **out,
+                                   const facts_record **rec, facts_error *errs, size_t max,
+                                   size_t *n);
+
 /* -------------------------------------------------------------- journal */
 
 /* An append-only file of changes, each durable before it is acknowledged.

@@ -150,3 +150,14 @@ facts_status facts_store_apply(const facts_store *base, facts_op op, facts_kind 
     *out = st;
     return FACTS_OK;
 }
+
+facts_status facts_store_apply_all(const facts_store *base, facts_op op, facts_kind kind,
+                                   const char *key, const json_t *record, facts_store **out,
+                                   const facts_record **rec, facts_error *errs, size_t max,
+                                   size_t *n)
+{
+    facts_status s = facts_store_apply(base, op, kind, key, record, out, rec,
+                                       max > 0 ? errs : NULL);
+    *n = s == FACTS_OK || max == 0 ? 0 : 1;
+    return s;
+}
