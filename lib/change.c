@@ -51,10 +51,28 @@ static facts_status oom(facts_error *err)
     return FACTS_ENOMEM;
 }
 
-facts_status facts_store_apply(const facts_store *base, facts_op op, facts_kind kind,
-                               const char *key, const json_t *record, facts_store **out,
-                               const facts_record **rec, facts_error *err)
+/* Where a problem lies: inside the changed record (its pointer is made
+ * relative to it) or elsewhere in the dataset; and whether it is a conflict. */
+static facts_status classify(facts_error *e, const char *prefix, facts_op op)
 {
+    bool in_record = op != FACTS_OP_DELETE && strip_prefix(e->pointer, prefix);
+    if (in_record)
+        snprintf(e->source, sizeof e->source, "record");
+    if (e->status == FACTS_EINVALID &&
+        (strcmp(e->rule, "duplicate-slug") == 0 || strcmp(e->rule, "duplicate-id") == 0 ||
+         !in_record))
+        e->status = FACTS_ECONFLICT;
+    return e->status;
+}
+
+facts_status facts_store_apply_all(const facts_store *base, facts_op op, facts_kind kind,
+                                   const char *key, const json_t *record, facts_store **out,
+                                   const facts_record **rec, facts_error *errs, size_t max,
+                                   size_t *n)
+{
+    facts_error first;
+    facts_error *err = max > 0 ? &errs[0] : NULL;
+    *n = max > 0 ? 1 : 0; /* every early failure fills errs[0] */
     if ((unsigned)kind >= FACTS_KIND_COUNT || (unsigned)op > FACTS_OP_DELETE ||
         (op != FACTS_OP_DELETE && !json_is_object(record))) {
         facts_error_set(err, FACTS_EARG, "change", 0, 0, "", "argument",
@@ -125,23 +143,22 @@ facts_status facts_store_apply(const facts_store *base, facts_op op, facts_kind 
     }
 
     facts_store *st = NULL;
-    facts_error e;
-    facts_status s = facts_store_load_root(doc, "dataset", &st, &e);
+    size_t count = 0;
+    facts_status s = facts_store_load_root_all(doc, "dataset", &st, &first, max > 0 ? errs : NULL,
+                                               max, &count);
     if (s != FACTS_OK) {
-        if (s == FACTS_EINVALID || s == FACTS_ELIMIT) {
-            char prefix[64];
-            snprintf(prefix, sizeof prefix, "/%s/%zu", facts_dataset_members[kind], index);
-            bool in_record = op != FACTS_OP_DELETE && strip_prefix(e.pointer, prefix);
-            if (in_record)
-                snprintf(e.source, sizeof e.source, "record");
-            if (strcmp(e.rule, "duplicate-slug") == 0 || strcmp(e.rule, "duplicate-id") == 0 ||
-                (!in_record && s == FACTS_EINVALID))
-                e.status = s = FACTS_ECONFLICT;
+        if (count == 0 && max > 0) {
+            errs[0] = first; /* a failure before any record was looked at */
+            count = 1;
         }
-        if (err)
-            *err = e;
-        return s;
+        char prefix[64];
+        snprintf(prefix, sizeof prefix, "/%s/%zu", facts_dataset_members[kind], index);
+        for (size_t i = 0; i < count; i++)
+            classify(&errs[i], prefix, op);
+        *n = count;
+        return count > 0 ? errs[0].status : classify(&first, prefix, op);
     }
+    *n = 0;
     if (rec) {
         *rec = op == FACTS_OP_DELETE ? NULL
                : op == FACTS_OP_REPLACE ? facts_store_find(st, kind, old->id)
@@ -151,13 +168,14 @@ facts_status facts_store_apply(const facts_store *base, facts_op op, facts_kind 
     return FACTS_OK;
 }
 
-facts_status facts_store_apply_all(const facts_store *base, facts_op op, facts_kind kind,
-                                   const char *key, const json_t *record, facts_store **out,
-                                   const facts_record **rec, facts_error *errs, size_t max,
-                                   size_t *n)
+facts_status facts_store_apply(const facts_store *base, facts_op op, facts_kind kind,
+                               const char *key, const json_t *record, facts_store **out,
+                               const facts_record **rec, facts_error *err)
 {
-    facts_status s = facts_store_apply(base, op, kind, key, record, out, rec,
-                                       max > 0 ? errs : NULL);
-    *n = s == FACTS_OK || max == 0 ? 0 : 1;
+    facts_error one;
+    size_t n;
+    facts_status s = facts_store_apply_all(base, op, kind, key, record, out, rec, &one, 1, &n);
+    if (s != FACTS_OK && err)
+        *err = one;
     return s;
 }

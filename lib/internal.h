@@ -115,6 +115,14 @@ facts_status facts_store_build_orders(facts_store *store);
 facts_status facts_store_load_root(json_t *root, const char *name, facts_store **out,
                                    facts_error *err);
 
+/* As facts_store_load_root, also collecting up to max problems into
+ * list[0..*n) (list may be NULL: then only err is filled). A problem in one
+ * member of a record does not stop the others from being checked; the
+ * references are checked only when every record is well-formed. */
+facts_status facts_store_load_root_all(json_t *root, const char *name, facts_store **out,
+                                       facts_error *err, facts_error *list, size_t max,
+                                       size_t *n);
+
 /* CRC-32 (IEEE 802.3) of len bytes. Thread-safe; never fails. */
 uint32_t facts_crc32(const void *data, size_t len);
 

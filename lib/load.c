@@ -49,7 +49,38 @@ typedef struct loader {
     loc_entry *locs;
     size_t nlocs, caplocs;
     facts_status status; /* the status of the first failure */
+    facts_error *list;   /* when not NULL: problems are collected here */
+    size_t list_max;     /* room in list */
+    size_t problems;     /* problems found so far */
 } loader;
+
+/* Whether a failed check should let the load go on to find more problems:
+ * only when collecting, and while there is room to report them. */
+static bool collecting(const loader *ld)
+{
+    return ld->list != NULL && ld->problems < ld->list_max;
+}
+
+/* Records one problem: the first goes to ld->err; each goes to the list while
+ * there is room. */
+static void record_problem(loader *ld, facts_status status, const char *pointer,
+                           const char *rule, const char *fmt, va_list ap)
+{
+    va_list copy;
+    if (ld->problems == 0) {
+        va_copy(copy, ap);
+        facts_error_setv(ld->err, status, ld->name, 0, 0, pointer, rule, fmt, copy);
+        va_end(copy);
+        ld->status = status;
+    }
+    if (ld->list && ld->problems < ld->list_max) {
+        va_copy(copy, ap);
+        facts_error_setv(&ld->list[ld->problems], status, ld->name, 0, 0, pointer, rule, fmt,
+                         copy);
+        va_end(copy);
+    }
+    ld->problems++;
+}
 
 /* ------------------------------------------------------------- pointers */
 
@@ -92,9 +123,8 @@ static bool fail(loader *ld, facts_status status, const char *rule, const char *
 {
     va_list ap;
     va_start(ap, fmt);
-    facts_error_setv(ld->err, status, ld->name, 0, 0, ld->ptr, rule, fmt, ap);
+    record_problem(ld, status, ld->ptr, rule, fmt, ap);
     va_end(ap);
-    ld->status = status;
     return false;
 }
 
@@ -106,16 +136,30 @@ static bool fail_at(loader *ld, const char *pointer, const char *rule, const cha
 {
     va_list ap;
     va_start(ap, fmt);
-    facts_error_setv(ld->err, FACTS_EINVALID, ld->name, 0, 0, pointer, rule, fmt, ap);
+    record_problem(ld, FACTS_EINVALID, pointer, rule, fmt, ap);
     va_end(ap);
-    ld->status = FACTS_EINVALID;
     return false;
 }
 
 static bool fail_oom(loader *ld)
 {
+    /* Running out of memory ends the load: nothing more is collected. */
+    ld->list_max = 0;
     return fail(ld, FACTS_ENOMEM, "memory", "out of memory");
 }
+
+/* One independent check of a record's member: on failure the record stops
+ * (the default), or - when the loader collects problems - the pointer is
+ * restored and the next member is checked. */
+#define STEP(ld, ok, base, expr)                                                         \
+    do {                                                                                 \
+        if (!(expr)) {                                                                   \
+            (ok) = false;                                                                \
+            ptr_pop((ld), (base));                                                       \
+            if (!collecting(ld))                                                         \
+                return false;                                                            \
+        }                                                                                \
+    } while (0)
 
 /* ------------------------------------------------------- member checks */
 
@@ -131,18 +175,25 @@ static bool check_members(loader *ld, const json_t *obj, const char *const *allo
 {
     const char *key;
     json_t *val;
+    bool ok = true;
     json_object_foreach((json_t *)obj, key, val) {
         if (facts_table_find(allowed, key) < 0) {
-            ptr_push(ld, key);
-            return fail(ld, FACTS_EINVALID, "unknown-member", "unknown member \"%.64s\"", key);
+            size_t m = ptr_push(ld, key);
+            ok = fail(ld, FACTS_EINVALID, "unknown-member", "unknown member \"%.64s\"", key);
+            if (!collecting(ld))
+                return false;
+            ptr_pop(ld, m);
         }
     }
     for (size_t i = 0; required[i]; i++) {
-        if (!json_object_get(obj, required[i]))
-            return fail(ld, FACTS_EINVALID, "required", "missing required member \"%s\"",
-                        required[i]);
+        if (!json_object_get(obj, required[i])) {
+            ok = fail(ld, FACTS_EINVALID, "required", "missing required member \"%s\"",
+                      required[i]);
+            if (!collecting(ld))
+                return false;
+        }
     }
-    return true;
+    return ok;
 }
 
 /* Checks a string value at the current pointer. */
@@ -549,36 +600,36 @@ static bool is_language_tag(const char *s)
 
 static bool load_source(loader *ld, const json_t *rec, facts_record *r)
 {
-    const char *lang, *publisher;
-    const json_t *pars;
-    bool present;
-    if (!check_members(ld, rec, source_members, source_required) || !load_id(ld, rec, r) ||
-        !get_slug(ld, rec, "slug", &r->slug) ||
-        !get_string(ld, rec, "title", FACTS_STRING_MAX, &r->name) ||
-        !get_string(ld, rec, "publisher", FACTS_STRING_MAX, &publisher) ||
-        !get_string(ld, rec, "language", FACTS_STRING_MAX, &lang))
-        return false;
-    if (!is_language_tag(lang)) {
+    const char *lang = NULL, *publisher = NULL;
+    const json_t *pars = NULL;
+    bool present, ok = true;
+    const size_t base = ld->len;
+    STEP(ld, ok, base, check_members(ld, rec, source_members, source_required));
+    STEP(ld, ok, base, load_id(ld, rec, r));
+    STEP(ld, ok, base, get_slug(ld, rec, "slug", &r->slug));
+    STEP(ld, ok, base, get_string(ld, rec, "title", FACTS_STRING_MAX, &r->name));
+    STEP(ld, ok, base, get_string(ld, rec, "publisher", FACTS_STRING_MAX, &publisher));
+    STEP(ld, ok, base, get_string(ld, rec, "language", FACTS_STRING_MAX, &lang));
+    if (lang && !is_language_tag(lang)) {
         ptr_push(ld, "language");
-        return fail(ld, FACTS_EINVALID, "format", "\"%s\" is not a language tag", lang);
+        STEP(ld, ok, base, fail(ld, FACTS_EINVALID, "format", "\"%s\" is not a language tag", lang));
     }
-    if (!load_date(ld, rec, "published", &r->date, &present))
-        return false;
+    STEP(ld, ok, base, load_date(ld, rec, "published", &r->date, &present));
     r->has_date = true;
-    if (!get_array(ld, rec, "paragraphs", 1, FACTS_PARAGRAPHS_MAX, &pars))
-        return false;
-    size_t m = ptr_push(ld, "paragraphs");
-    for (size_t i = 0; i < json_array_size(pars); i++) {
-        size_t mi = ptr_push_index(ld, i);
+    STEP(ld, ok, base, get_array(ld, rec, "paragraphs", 1, FACTS_PARAGRAPHS_MAX, &pars));
+    ptr_push(ld, "paragraphs");
+    for (size_t i = 0; pars && i < json_array_size(pars); i++) {
+        ptr_push_index(ld, i);
         const json_t *v = json_array_get(pars, i);
         if (!json_is_integer(v))
-            return fail(ld, FACTS_EINVALID, "type", "expected an integer");
-        if (json_integer_value(v) < 1 || json_integer_value(v) > 100000)
-            return fail(ld, FACTS_EINVALID, "range", "a sentence count is 1..100000");
-        ptr_pop(ld, mi);
+            STEP(ld, ok, base, fail(ld, FACTS_EINVALID, "type", "expected an integer"));
+        else if (json_integer_value(v) < 1 || json_integer_value(v) > 100000)
+            STEP(ld, ok, base, fail(ld, FACTS_EINVALID, "range", "a sentence count is 1..100000"));
+        ptr_pop(ld, base);
+        ptr_push(ld, "paragraphs");
     }
-    ptr_pop(ld, m);
-    return true;
+    ptr_pop(ld, base);
+    return ok;
 }
 
 static const char *const actor_members[] = {"id", "slug", "name", "kind", "country", "aliases",
@@ -588,59 +639,68 @@ static const char *const actor_required[] = {"slug", "name", "kind", "descriptio
 static const char *const role_members[] = {"title", "organization", "date", "evidence", NULL};
 static const char *const role_required[] = {"title", "evidence", NULL};
 
+/* One role of an actor (the pointer is at the role). */
+static bool load_role(loader *ld, const json_t *role)
+{
+    const char *title;
+    facts_date_range dr;
+    bool present;
+    return expect_object(ld, role) && check_members(ld, role, role_members, role_required) &&
+           get_string(ld, role, "title", FACTS_STRING_MAX, &title) &&
+           get_ref(ld, role, "organization", FACTS_KIND_ACTOR, false, NULL) &&
+           load_date(ld, role, "date", &dr, &present) && load_evidence(ld, role);
+}
+
+/* The unique alias list of an actor. */
+static bool load_aliases(loader *ld, const json_t *aliases)
+{
+    size_t m = ptr_push(ld, "aliases");
+    for (size_t i = 0; i < json_array_size(aliases); i++) {
+        size_t mi = ptr_push_index(ld, i);
+        const json_t *v = json_array_get(aliases, i);
+        if (!check_string(ld, v, FACTS_STRING_MAX))
+            return false;
+        for (size_t j = 0; j < i; j++) {
+            if (json_equal(json_array_get(aliases, j), (json_t *)v))
+                return fail(ld, FACTS_EINVALID, "duplicate", "alias listed twice");
+        }
+        ptr_pop(ld, mi);
+    }
+    ptr_pop(ld, m);
+    return true;
+}
+
 static bool load_actor(loader *ld, const json_t *rec, facts_record *r)
 {
     const char *desc, *country;
-    const json_t *aliases, *roles;
-    if (!check_members(ld, rec, actor_members, actor_required) || !load_id(ld, rec, r) ||
-        !get_slug(ld, rec, "slug", &r->slug) ||
-        !get_string(ld, rec, "name", FACTS_STRING_MAX, &r->name) ||
-        !get_enum(ld, rec, "kind", facts_actor_kinds, &r->subkind))
-        return false;
+    const json_t *aliases = NULL, *roles = NULL;
+    bool ok = true;
+    const size_t base = ld->len;
+    STEP(ld, ok, base, check_members(ld, rec, actor_members, actor_required));
+    STEP(ld, ok, base, load_id(ld, rec, r));
+    STEP(ld, ok, base, get_slug(ld, rec, "slug", &r->slug));
+    STEP(ld, ok, base, get_string(ld, rec, "name", FACTS_STRING_MAX, &r->name));
+    STEP(ld, ok, base, get_enum(ld, rec, "kind", facts_actor_kinds, &r->subkind));
     if (json_object_get(rec, "country") &&
         r->subkind == facts_table_find(facts_actor_kinds, "state")) {
         ptr_push(ld, "country");
-        return fail(ld, FACTS_EINVALID, "not-allowed", "a state has no \"country\"");
+        STEP(ld, ok, base, fail(ld, FACTS_EINVALID, "not-allowed", "a state has no \"country\""));
+    } else {
+        STEP(ld, ok, base, get_ref(ld, rec, "country", FACTS_KIND_ACTOR, true, &country));
     }
-    if (!get_ref(ld, rec, "country", FACTS_KIND_ACTOR, true, &country) ||
-        !get_array(ld, rec, "aliases", 0, FACTS_ITEMS_MAX, &aliases))
-        return false;
-    if (aliases) {
-        size_t m = ptr_push(ld, "aliases");
-        for (size_t i = 0; i < json_array_size(aliases); i++) {
-            size_t mi = ptr_push_index(ld, i);
-            const json_t *v = json_array_get(aliases, i);
-            if (!check_string(ld, v, FACTS_STRING_MAX))
-                return false;
-            for (size_t j = 0; j < i; j++) {
-                if (json_equal(json_array_get(aliases, j), (json_t *)v))
-                    return fail(ld, FACTS_EINVALID, "duplicate", "alias listed twice");
-            }
-            ptr_pop(ld, mi);
-        }
-        ptr_pop(ld, m);
+    STEP(ld, ok, base, get_array(ld, rec, "aliases", 0, FACTS_ITEMS_MAX, &aliases));
+    if (aliases)
+        STEP(ld, ok, base, load_aliases(ld, aliases));
+    STEP(ld, ok, base, get_string(ld, rec, "description", FACTS_STRING_MAX, &desc));
+    STEP(ld, ok, base, get_array(ld, rec, "roles", 0, FACTS_ITEMS_MAX, &roles));
+    for (size_t i = 0; roles && i < json_array_size(roles); i++) {
+        ptr_push(ld, "roles");
+        ptr_push_index(ld, i);
+        STEP(ld, ok, base, load_role(ld, json_array_get(roles, i)));
+        ptr_pop(ld, base);
     }
-    if (!get_string(ld, rec, "description", FACTS_STRING_MAX, &desc) ||
-        !get_array(ld, rec, "roles", 0, FACTS_ITEMS_MAX, &roles))
-        return false;
-    if (roles) {
-        size_t m = ptr_push(ld, "roles");
-        for (size_t i = 0; i < json_array_size(roles); i++) {
-            size_t mi = ptr_push_index(ld, i);
-            const json_t *role = json_array_get(roles, i);
-            const char *title;
-            facts_date_range dr;
-            bool present;
-            if (!expect_object(ld, role) || !check_members(ld, role, role_members, role_required) ||
-                !get_string(ld, role, "title", FACTS_STRING_MAX, &title) ||
-                !get_ref(ld, role, "organization", FACTS_KIND_ACTOR, false, NULL) ||
-                !load_date(ld, role, "date", &dr, &present) || !load_evidence(ld, role))
-                return false;
-            ptr_pop(ld, mi);
-        }
-        ptr_pop(ld, m);
-    }
-    return load_evidence(ld, rec);
+    STEP(ld, ok, base, load_evidence(ld, rec));
+    return ok;
 }
 
 static const char *const estimate_members[] = {
@@ -654,33 +714,38 @@ static const char *const certainties[] = {"confirmed", "reported", "estimated", 
 
 static bool load_estimate(loader *ld, const json_t *rec, facts_record *r)
 {
-    const char *sender, *receiver, *hedge, *desc;
-    json_int_t low = 0, high = 0;
+    const char *sender = NULL, *receiver = NULL, *hedge, *desc;
+    json_int_t low = -1, high = -1;
     int unit, certainty;
-    bool present;
-    if (!check_members(ld, rec, estimate_members, estimate_required) || !load_id(ld, rec, r) ||
-        !get_slug(ld, rec, "slug", &r->slug) ||
-        !get_ref(ld, rec, "sender", FACTS_KIND_ACTOR, false, &sender) ||
-        !get_ref(ld, rec, "receiver", FACTS_KIND_ACTOR, false, &receiver))
-        return false;
-    if (strcmp(sender, receiver) == 0) {
+    bool present, ok = true;
+    const size_t base = ld->len;
+    STEP(ld, ok, base, check_members(ld, rec, estimate_members, estimate_required));
+    STEP(ld, ok, base, load_id(ld, rec, r));
+    STEP(ld, ok, base, get_slug(ld, rec, "slug", &r->slug));
+    STEP(ld, ok, base, get_ref(ld, rec, "sender", FACTS_KIND_ACTOR, false, &sender));
+    STEP(ld, ok, base, get_ref(ld, rec, "receiver", FACTS_KIND_ACTOR, false, &receiver));
+    if (sender && receiver && strcmp(sender, receiver) == 0) {
         ptr_push(ld, "receiver");
-        return fail(ld, FACTS_EINVALID, "self-reference", "sender and receiver are the same actor");
+        STEP(ld, ok, base, fail(ld, FACTS_EINVALID, "self-reference",
+                                "sender and receiver are the same actor"));
     }
-    if (!get_int(ld, rec, "low", 0, 10000000, &low) ||
-        !get_int(ld, rec, "high", 0, 10000000, &high))
-        return false;
-    if (low > high)
-        return fail(ld, FACTS_EINVALID, "low-high",
-                    "low (%" JSON_INTEGER_FORMAT ") is above high (%" JSON_INTEGER_FORMAT ")",
-                    low, high);
-    if (!get_enum(ld, rec, "unit", units, &unit) ||
-        !get_enum(ld, rec, "kind", facts_estimate_kinds, &r->subkind) ||
-        !load_date(ld, rec, "period", &r->date, &present) ||
-        !get_ref_list(ld, rec, "reported_by", FACTS_KIND_ACTOR, NULL) ||
-        !get_enum(ld, rec, "certainty", certainties, &certainty) ||
-        !get_string(ld, rec, "hedge", FACTS_PHRASE_MAX, &hedge) ||
-        !get_string(ld, rec, "description", FACTS_STRING_MAX, &desc) || !load_evidence(ld, rec))
+    bool low_ok = true, high_ok = true;
+    STEP(ld, low_ok, base, get_int(ld, rec, "low", 0, 10000000, &low));
+    STEP(ld, high_ok, base, get_int(ld, rec, "high", 0, 10000000, &high));
+    ok = ok && low_ok && high_ok;
+    if (low_ok && high_ok && low > high)
+        STEP(ld, ok, base, fail(ld, FACTS_EINVALID, "low-high",
+                                "low (%" JSON_INTEGER_FORMAT ") is above high (%"
+                                JSON_INTEGER_FORMAT ")", low, high));
+    STEP(ld, ok, base, get_enum(ld, rec, "unit", units, &unit));
+    STEP(ld, ok, base, get_enum(ld, rec, "kind", facts_estimate_kinds, &r->subkind));
+    STEP(ld, ok, base, load_date(ld, rec, "period", &r->date, &present));
+    STEP(ld, ok, base, get_ref_list(ld, rec, "reported_by", FACTS_KIND_ACTOR, NULL));
+    STEP(ld, ok, base, get_enum(ld, rec, "certainty", certainties, &certainty));
+    STEP(ld, ok, base, get_string(ld, rec, "hedge", FACTS_PHRASE_MAX, &hedge));
+    STEP(ld, ok, base, get_string(ld, rec, "description", FACTS_STRING_MAX, &desc));
+    STEP(ld, ok, base, load_evidence(ld, rec));
+    if (!ok)
         return false;
     r->has_date = true;
     r->low = low;
@@ -706,68 +771,82 @@ static const char *const acled_types[] = {
     "Battles", "Explosions/Remote violence", "Violence against civilians", "Protests",
     "Riots", "Strategic developments", NULL};
 
+/* An event's location (the pointer is at the event). */
+static bool load_location(loader *ld, const json_t *loc)
+{
+    const char *name;
+    ptr_push(ld, "location");
+    return expect_object(ld, loc) &&
+           check_members(ld, loc, location_members, location_required) &&
+           get_string(ld, loc, "name", FACTS_STRING_MAX, &name) &&
+           get_ref(ld, loc, "country", FACTS_KIND_ACTOR, true, NULL);
+}
+
+/* Participant i of parts (the pointer is at the participant). */
+static bool load_participant(loader *ld, const json_t *parts, size_t i)
+{
+    const json_t *p = json_array_get(parts, i);
+    int role;
+    if (!expect_object(ld, p) ||
+        !check_members(ld, p, participant_members, participant_required) ||
+        !get_ref(ld, p, "actor", FACTS_KIND_ACTOR, false, NULL) ||
+        !get_enum(ld, p, "role", roles, &role))
+        return false;
+    for (size_t j = 0; j < i; j++) {
+        if (json_equal(json_array_get(parts, j), (json_t *)p))
+            return fail(ld, FACTS_EINVALID, "duplicate",
+                        "the same actor is listed twice in the same role");
+    }
+    return true;
+}
+
+static bool is_cameo(const char *s)
+{
+    size_t n = strlen(s);
+    bool ok = n >= 2 && n <= 4;
+    for (size_t i = 0; i < n; i++)
+        ok = ok && s[i] >= '0' && s[i] <= '9';
+    return ok;
+}
+
 static bool load_event(loader *ld, const json_t *rec, facts_record *r)
 {
-    const char *summary, *hedge, *cameo;
-    const json_t *parts;
+    const char *summary, *hedge, *cameo = NULL;
+    const json_t *parts = NULL;
     int acled;
-    bool present;
-    if (!check_members(ld, rec, event_members, event_required) || !load_id(ld, rec, r) ||
-        !get_slug(ld, rec, "slug", &r->slug) ||
-        !get_string(ld, rec, "title", FACTS_STRING_MAX, &r->name) ||
-        !get_enum(ld, rec, "type", facts_event_types, &r->type) ||
-        !get_enum(ld, rec, "status", facts_event_statuses, &r->status) ||
-        !load_date(ld, rec, "date", &r->date, &present))
-        return false;
+    bool present, ok = true;
+    const size_t base = ld->len;
+    STEP(ld, ok, base, check_members(ld, rec, event_members, event_required));
+    STEP(ld, ok, base, load_id(ld, rec, r));
+    STEP(ld, ok, base, get_slug(ld, rec, "slug", &r->slug));
+    STEP(ld, ok, base, get_string(ld, rec, "title", FACTS_STRING_MAX, &r->name));
+    STEP(ld, ok, base, get_enum(ld, rec, "type", facts_event_types, &r->type));
+    STEP(ld, ok, base, get_enum(ld, rec, "status", facts_event_statuses, &r->status));
+    STEP(ld, ok, base, load_date(ld, rec, "date", &r->date, &present));
     r->has_date = true;
     const json_t *loc = json_object_get(rec, "location");
-    if (loc) {
-        size_t m = ptr_push(ld, "location");
-        const char *name;
-        if (!expect_object(ld, loc) ||
-            !check_members(ld, loc, location_members, location_required) ||
-            !get_string(ld, loc, "name", FACTS_STRING_MAX, &name) ||
-            !get_ref(ld, loc, "country", FACTS_KIND_ACTOR, true, NULL))
-            return false;
-        ptr_pop(ld, m);
+    if (loc)
+        STEP(ld, ok, base, load_location(ld, loc));
+    ptr_pop(ld, base);
+    STEP(ld, ok, base, get_array(ld, rec, "participants", 1, FACTS_ITEMS_MAX, &parts));
+    for (size_t i = 0; parts && i < json_array_size(parts); i++) {
+        ptr_push(ld, "participants");
+        ptr_push_index(ld, i);
+        STEP(ld, ok, base, load_participant(ld, parts, i));
+        ptr_pop(ld, base);
     }
-    if (!get_array(ld, rec, "participants", 1, FACTS_ITEMS_MAX, &parts))
-        return false;
-    size_t m = ptr_push(ld, "participants");
-    for (size_t i = 0; i < json_array_size(parts); i++) {
-        size_t mi = ptr_push_index(ld, i);
-        const json_t *p = json_array_get(parts, i);
-        int role;
-        if (!expect_object(ld, p) ||
-            !check_members(ld, p, participant_members, participant_required) ||
-            !get_ref(ld, p, "actor", FACTS_KIND_ACTOR, false, NULL) ||
-            !get_enum(ld, p, "role", roles, &role))
-            return false;
-        for (size_t j = 0; j < i; j++) {
-            if (json_equal(json_array_get(parts, j), (json_t *)p))
-                return fail(ld, FACTS_EINVALID, "duplicate",
-                            "the same actor is listed twice in the same role");
-        }
-        ptr_pop(ld, mi);
+    STEP(ld, ok, base, get_string(ld, rec, "summary", FACTS_STRING_MAX, &summary));
+    STEP(ld, ok, base, get_string(ld, rec, "hedge", FACTS_PHRASE_MAX, &hedge));
+    STEP(ld, ok, base, get_ref_list(ld, rec, "related_events", FACTS_KIND_EVENT, r->slug));
+    STEP(ld, ok, base, get_ref_list(ld, rec, "related_estimates", FACTS_KIND_ESTIMATE, NULL));
+    STEP(ld, ok, base, get_string(ld, rec, "cameo", 4, &cameo));
+    if (cameo && !is_cameo(cameo)) {
+        ptr_push(ld, "cameo");
+        STEP(ld, ok, base, fail(ld, FACTS_EINVALID, "format", "a CAMEO code is 2 to 4 digits"));
     }
-    ptr_pop(ld, m);
-    if (!get_string(ld, rec, "summary", FACTS_STRING_MAX, &summary) ||
-        !get_string(ld, rec, "hedge", FACTS_PHRASE_MAX, &hedge) ||
-        !get_ref_list(ld, rec, "related_events", FACTS_KIND_EVENT, r->slug) ||
-        !get_ref_list(ld, rec, "related_estimates", FACTS_KIND_ESTIMATE, NULL) ||
-        !get_string(ld, rec, "cameo", 4, &cameo))
-        return false;
-    if (cameo) {
-        size_t n = strlen(cameo);
-        bool ok = n >= 2 && n <= 4;
-        for (size_t i = 0; i < n; i++)
-            ok = ok && cameo[i] >= '0' && cameo[i] <= '9';
-        if (!ok) {
-            ptr_push(ld, "cameo");
-            return fail(ld, FACTS_EINVALID, "format", "a CAMEO code is 2 to 4 digits");
-        }
-    }
-    return get_enum(ld, rec, "acled", acled_types, &acled) && load_evidence(ld, rec);
+    STEP(ld, ok, base, get_enum(ld, rec, "acled", acled_types, &acled));
+    STEP(ld, ok, base, load_evidence(ld, rec));
+    return ok;
 }
 
 typedef bool (*record_loader)(loader *, const json_t *, facts_record *);
@@ -1022,6 +1101,7 @@ static bool check_records(loader *ld, const json_t *root, facts_store *st)
     if (!get_int(ld, root, "revision", 1, FACTS_REVISION_MAX, &revision))
         return false;
     st->revision = (uint64_t)revision;
+    bool ok = true;
     for (int k = 0; k < FACTS_KIND_COUNT; k++) {
         const json_t *arr = json_object_get(root, facts_dataset_members[k]);
         m = ptr_push(ld, facts_dataset_members[k]);
@@ -1042,13 +1122,16 @@ static bool check_records(loader *ld, const json_t *root, facts_store *st)
             r->type = r->status = r->subkind = -1;
             size_t mi = ptr_push_index(ld, i);
             const json_t *rec = json_array_get(arr, i);
-            if (!expect_object(ld, rec) || !kind_loaders[k](ld, rec, r))
-                return false;
+            if (!expect_object(ld, rec) || !kind_loaders[k](ld, rec, r)) {
+                if (!collecting(ld))
+                    return false;
+                ok = false;
+            }
             ptr_pop(ld, mi);
         }
         ptr_pop(ld, m);
     }
-    return true;
+    return ok;
 }
 
 typedef struct key_pos {
@@ -1119,40 +1202,48 @@ static bool check_unique(loader *ld, facts_store *st, bool ids)
 static bool check_references(loader *ld, facts_store *st)
 {
     int state = facts_table_find(facts_actor_kinds, "state");
+    bool ok = true;
     for (size_t i = 0; i < ld->nrefs; i++) {
         const ref_entry *e = &ld->refs[i];
         const facts_record *t = facts_store_find(st, e->kind, e->slug);
-        if (!t || strcmp(t->slug, e->slug) != 0) {
-            return fail_at(ld, e->pointer, "reference", "no %s has the slug \"%.64s\"",
-                           facts_kind_name(e->kind), e->slug);
-        }
-        if (e->need_state && t->subkind != state) {
-            return fail_at(ld, e->pointer, "reference-kind", "\"%.64s\" is not a state",
-                           e->slug);
-        }
+        if (!t || strcmp(t->slug, e->slug) != 0)
+            ok = fail_at(ld, e->pointer, "reference", "no %s has the slug \"%.64s\"",
+                         facts_kind_name(e->kind), e->slug);
+        else if (e->need_state && t->subkind != state)
+            ok = fail_at(ld, e->pointer, "reference-kind", "\"%.64s\" is not a state", e->slug);
+        else
+            continue;
+        if (!collecting(ld))
+            return false;
     }
     for (size_t i = 0; i < ld->nlocs; i++) {
         const loc_entry *e = &ld->locs[i];
         const facts_record *src = facts_store_find(st, FACTS_KIND_SOURCE, e->source);
+        if (!src || strcmp(src->slug, e->source) != 0)
+            continue; /* reported above as a reference */
         /* Canonical JSON is not built yet: read the parsed document. */
         size_t si = (size_t)(src - st->records[FACTS_KIND_SOURCE]);
         const json_t *pars = json_object_get(
             json_array_get(json_object_get(st->json, "sources"), si), "paragraphs");
         char ptr[PTR_MAX];
+        json_int_t sentences = 0;
         if ((size_t)e->paragraph > json_array_size(pars)) {
             snprintf(ptr, sizeof ptr, "%s/paragraph", e->pointer);
-            return fail_at(ld, ptr, "locator", "source \"%.64s\" has %zu paragraphs",
-                           e->source, json_array_size(pars));
-        }
-        json_int_t sentences = json_integer_value(json_array_get(pars, (size_t)e->paragraph - 1));
-        if (e->sentence > sentences) {
+            ok = fail_at(ld, ptr, "locator", "source \"%.64s\" has %zu paragraphs", e->source,
+                         json_array_size(pars));
+        } else if (e->sentence >
+                   (sentences = json_integer_value(json_array_get(pars, (size_t)e->paragraph - 1)))) {
             snprintf(ptr, sizeof ptr, "%s/sentence", e->pointer);
-            return fail_at(ld, ptr, "locator",
-                           "paragraph %" JSON_INTEGER_FORMAT " has %" JSON_INTEGER_FORMAT
-                           " sentences", e->paragraph, sentences);
+            ok = fail_at(ld, ptr, "locator",
+                         "paragraph %" JSON_INTEGER_FORMAT " has %" JSON_INTEGER_FORMAT
+                         " sentences", e->paragraph, sentences);
+        } else {
+            continue;
         }
+        if (!collecting(ld))
+            return false;
     }
-    return true;
+    return ok;
 }
 
 /* Appends s, lower-cased, plus a separator to the growing buffer. */
@@ -1313,6 +1404,15 @@ facts_status facts_store_load_buffer(const char *data, size_t len, const char *n
 facts_status facts_store_load_root(json_t *root, const char *name, facts_store **out,
                                    facts_error *err)
 {
+    return facts_store_load_root_all(root, name, out, err, NULL, 0, NULL);
+}
+
+facts_status facts_store_load_root_all(json_t *root, const char *name, facts_store **out,
+                                       facts_error *err, facts_error *list, size_t max,
+                                       size_t *n)
+{
+    if (n)
+        *n = 0;
     if (!depth_ok(root, 1)) {
         json_decref(root);
         facts_error_set(err, FACTS_ELIMIT, name, 0, 0, "", "limit",
@@ -1327,7 +1427,7 @@ facts_status facts_store_load_root(json_t *root, const char *name, facts_store *
     }
     atomic_init(&st->refs, 1);
     st->json = root; /* the parsed document until the canonical one replaces it */
-    loader ld = {.err = err, .name = name};
+    loader ld = {.err = err, .name = name, .list = list, .list_max = list ? max : 0};
     bool ok = check_records(&ld, root, st);
     if (ok) {
         /* Derived ids, so that uniqueness covers them too. */
@@ -1336,10 +1436,10 @@ facts_status facts_store_load_root(json_t *root, const char *name, facts_store *
                 facts_record *r = &st->records[k][i];
                 if (r->id[0] == '\0') {
                     char name_buf[128];
-                    int n = snprintf(name_buf, sizeof name_buf, "%s/%s", facts_kind_name(r->kind),
-                                     r->slug);
+                    int len = snprintf(name_buf, sizeof name_buf, "%s/%s",
+                                       facts_kind_name(r->kind), r->slug);
                     uuid_t u;
-                    uuid_generate_sha1(u, facts_namespace, name_buf, (size_t)n);
+                    uuid_generate_sha1(u, facts_namespace, name_buf, (size_t)len);
                     uuid_unparse_lower(u, r->id);
                 }
             }
@@ -1368,6 +1468,8 @@ facts_status facts_store_load_root(json_t *root, const char *name, facts_store *
     loader_free(&ld);
     if (!ok) {
         facts_store_unref(st);
+        if (n)
+            *n = ld.problems < max ? ld.problems : max;
         return ld.status;
     }
     *out = st;

@@ -183,6 +183,68 @@ static void test_failures(void)
     CHECK(facts_store_revision(base) == 1);
 }
 
+/* Every problem of a record is reported, in document order, each relative to
+ * the record; the list stops at the room given. */
+static void test_all_problems(void)
+{
+    static const char *bad =
+        "{\"slug\": \"many-problems\", \"colour\": \"red\", \"title\": \"T\","
+        " \"type\": \"picnic\", \"status\": \"reported\","
+        " \"date\": {\"precision\": \"month\", \"from\": \"2024-13\", \"to\": \"2024-12\","
+        "          \"basis\": \"stated\"},"
+        " \"participants\": [{\"actor\": \"kim-jong-un\", \"role\": \"host\"}],"
+        " \"evidence\": [{\"source\": \"article\", \"paragraph\": 1, \"sentence\": 1}]}";
+    static const struct {
+        const char *rule, *pointer;
+    } want[] = {
+        {"unknown-member", "/colour"},
+        {"required", ""},
+        {"enum", "/type"},
+        {"date", "/date/from"},
+    };
+    json_t *record = parse(bad);
+    facts_error errs[8];
+    size_t n = 99;
+    facts_store *st = NULL;
+    CHECK(facts_store_apply_all(base, FACTS_OP_CREATE, FACTS_KIND_EVENT, NULL, record, &st, NULL,
+                                errs, 8, &n) == FACTS_EINVALID);
+    CHECK(n == 4 && st == NULL);
+    for (size_t i = 0; i < n && i < 4; i++) {
+        if (strcmp(errs[i].rule, want[i].rule) != 0 || strcmp(errs[i].pointer, want[i].pointer) != 0)
+            fprintf(stderr, "problem %zu: [%s] at \"%s\"\n", i, errs[i].rule, errs[i].pointer);
+        CHECK(strcmp(errs[i].rule, want[i].rule) == 0);
+        CHECK(strcmp(errs[i].pointer, want[i].pointer) == 0);
+        CHECK(strcmp(errs[i].source, "record") == 0 && errs[i].status == FACTS_EINVALID);
+    }
+    /* Room for two: two are reported. */
+    CHECK(facts_store_apply_all(base, FACTS_OP_CREATE, FACTS_KIND_EVENT, NULL, record, &st, NULL,
+                                errs, 2, &n) == FACTS_EINVALID && n == 2);
+    json_decref(record);
+    /* A well-formed record whose references all fail: each one is listed. */
+    record = parse("{\"slug\": \"bad-refs\", \"title\": \"T\", \"type\": \"meeting\","
+                   " \"status\": \"reported\", \"date\": {\"precision\": \"unknown\","
+                   " \"basis\": \"unknown\"}, \"summary\": \"S\","
+                   " \"participants\": [{\"actor\": \"nobody\", \"role\": \"host\"},"
+                   " {\"actor\": \"no-one\", \"role\": \"visitor\"}],"
+                   " \"evidence\": [{\"source\": \"article\", \"paragraph\": 1, \"sentence\": 9}]}");
+    CHECK(facts_store_apply_all(base, FACTS_OP_CREATE, FACTS_KIND_EVENT, NULL, record, &st, NULL,
+                                errs, 8, &n) == FACTS_EINVALID);
+    CHECK(n == 3 && strcmp(errs[0].pointer, "/participants/0/actor") == 0 &&
+          strcmp(errs[1].pointer, "/participants/1/actor") == 0 &&
+          strcmp(errs[2].pointer, "/evidence/0/sentence") == 0 &&
+          strcmp(errs[2].rule, "locator") == 0);
+    json_decref(record);
+    /* Other failures fill one. */
+    CHECK(facts_store_apply_all(base, FACTS_OP_DELETE, FACTS_KIND_EVENT, "nope", NULL, &st, NULL,
+                                errs, 8, &n) == FACTS_ENOTFOUND && n == 1);
+    /* Success reports none. */
+    record = parse(new_event);
+    CHECK(facts_store_apply_all(base, FACTS_OP_CREATE, FACTS_KIND_EVENT, NULL, record, &st, NULL,
+                                errs, 8, &n) == FACTS_OK && n == 0);
+    facts_store_unref(st);
+    json_decref(record);
+}
+
 int main(int argc, char **argv)
 {
     if (argc != 2) {
@@ -199,6 +261,7 @@ int main(int argc, char **argv)
     test_create();
     test_replace();
     test_failures();
+    test_all_problems();
     facts_store_unref(base);
     return check_done("test_change");
 }
