@@ -369,6 +369,10 @@ static facts_status cursor_decode(const compiled *c, const char *cursor, facts_r
         return arg_error(err, "cursor", "the cursor is malformed");
     if (strcmp(f[1], fp) != 0)
         return arg_error(err, "cursor", "the cursor belongs to another query");
+    /* Date-sorted cursors carry no name (and so nothing after the slug). */
+    bool by_name = c->sort == FACTS_SORT_NAME_ASC || c->sort == FACTS_SORT_NAME_DESC;
+    if (!by_name && f[6][0] != '\0')
+        return arg_error(err, "cursor", "the cursor is malformed");
     memset(key, 0, sizeof *key);
     key->kind = c->kind;
     key->has_date = dated != 0;
