@@ -26,12 +26,21 @@ static const char usage_text[] =
     "  --backlog N                 listen backlog (default 512)\n"
     "  --access-log, --no-access-log\n"
     "                              one line per request on stdout (default off)\n"
+    "  --journal FILE              append every write to FILE (durably) and replay\n"
+    "                              it at start; without it writes live in memory only\n"
+    "  --token-file FILE           the write token (mode 600 or stricter); or set\n"
+    "                              FACTSD_TOKEN; without a token the API is read-only\n"
+    "  --max-body BYTES            request content a write may carry (default 65536)\n"
+    "  --compact                   save the dataset with the journal applied to --data\n"
+    "                              (atomically), start an empty journal, and exit\n"
     "  --help                      print this help and exit\n"
     "  --version                   print the version and exit\n"
     "Each option has an environment equivalent: FACTSD_LISTEN, FACTSD_DATA,\n"
     "FACTSD_THREADS, FACTSD_CORS_ORIGIN, FACTSD_MAX_CONNECTIONS,\n"
     "FACTSD_MAX_CONNECTIONS_PER_IP, FACTSD_TIMEOUT, FACTSD_BACKLOG,\n"
-    "FACTSD_ACCESS_LOG (on or off). Flags win over the environment.\n";
+    "FACTSD_ACCESS_LOG (on or off), FACTSD_JOURNAL, FACTSD_TOKEN_FILE,\n"
+    "FACTSD_MAX_BODY. Flags win over the environment. SIGHUP re-reads --data\n"
+    "and applies the journal on top.\n";
 
 const char *factsd_config_usage(void)
 {
@@ -55,6 +64,7 @@ void factsd_config_init(factsd_config *cfg)
     cfg->timeout = 15;
     cfg->backlog = 512;
     cfg->access_log = false;
+    cfg->max_body = FACTSD_CONFIG_BODY_DEFAULT;
 }
 
 bool factsd_config_set_listen(factsd_config *cfg, const char *value, char *msg, size_t size)
@@ -190,7 +200,10 @@ enum option_id {
     OPT_MAXCONN_IP,
     OPT_TIMEOUT,
     OPT_BACKLOG,
-    OPT_ACCESS_LOG
+    OPT_ACCESS_LOG,
+    OPT_JOURNAL,
+    OPT_TOKEN_FILE,
+    OPT_MAX_BODY
 };
 
 struct option_spec {
@@ -209,7 +222,21 @@ static const struct option_spec options[] = {
     {OPT_TIMEOUT, "--timeout", "FACTSD_TIMEOUT"},
     {OPT_BACKLOG, "--backlog", "FACTSD_BACKLOG"},
     {OPT_ACCESS_LOG, "--access-log", "FACTSD_ACCESS_LOG"},
+    {OPT_JOURNAL, "--journal", "FACTSD_JOURNAL"},
+    {OPT_TOKEN_FILE, "--token-file", "FACTSD_TOKEN_FILE"},
+    {OPT_MAX_BODY, "--max-body", "FACTSD_MAX_BODY"},
 };
+
+/* Copies a file name option value into field (cap bytes). */
+static bool set_path(char *field, size_t cap, const char *value, char *msg, size_t size)
+{
+    if (value[0] == '\0' || strlen(value) >= cap) {
+        snprintf(msg, size, "expected a file name of 1 to %zu bytes", cap - 1);
+        return false;
+    }
+    snprintf(field, cap, "%s", value);
+    return true;
+}
 
 /* Applies one option's value; on failure writes the reason into msg. */
 static bool option_apply(factsd_config *cfg, enum option_id id, const char *value, char *msg,
@@ -219,13 +246,18 @@ static bool option_apply(factsd_config *cfg, enum option_id id, const char *valu
     case OPT_LISTEN:
         return factsd_config_set_listen(cfg, value, msg, size);
     case OPT_DATA:
-        if (value[0] == '\0' || strlen(value) >= sizeof cfg->data_path) {
-            snprintf(msg, size, "expected a file name of 1 to %zu bytes",
-                     sizeof cfg->data_path - 1);
+        return set_path(cfg->data_path, sizeof cfg->data_path, value, msg, size);
+    case OPT_JOURNAL:
+        return set_path(cfg->journal_path, sizeof cfg->journal_path, value, msg, size);
+    case OPT_TOKEN_FILE:
+        return set_path(cfg->token_path, sizeof cfg->token_path, value, msg, size);
+    case OPT_MAX_BODY: {
+        unsigned v;
+        if (!set_unsigned(&v, value, 1, FACTSD_CONFIG_BODY_MAX, msg, size))
             return false;
-        }
-        snprintf(cfg->data_path, sizeof cfg->data_path, "%s", value);
+        cfg->max_body = v;
         return true;
+    }
     case OPT_THREADS:
         return set_unsigned(&cfg->threads, value, 1, FACTSD_CONFIG_THREADS_MAX, msg, size);
     case OPT_CORS:
@@ -273,6 +305,10 @@ factsd_config_result factsd_config_parse(factsd_config *cfg, int argc, char **ar
         }
         if (strcmp(arg, "--no-access-log") == 0) {
             cfg->access_log = false;
+            continue;
+        }
+        if (strcmp(arg, "--compact") == 0) {
+            cfg->compact = true;
             continue;
         }
         const struct option_spec *spec = NULL;

@@ -15,7 +15,9 @@ enum {
     FACTSD_CONFIG_HOST_LEN = 64,        /* bytes of the listen address */
     FACTSD_CONFIG_PATH_LEN = 4096,      /* bytes of --data */
     FACTSD_CONFIG_THREADS_MAX = 256,
-    FACTSD_CONFIG_CONNECTIONS_MAX = 100000
+    FACTSD_CONFIG_CONNECTIONS_MAX = 100000,
+    FACTSD_CONFIG_BODY_DEFAULT = 64 * 1024, /* default --max-body */
+    FACTSD_CONFIG_BODY_MAX = 1024 * 1024    /* largest --max-body */
 };
 
 /* A complete server configuration. A plain value: copy it freely. Fill it
@@ -33,6 +35,10 @@ typedef struct factsd_config {
     unsigned timeout;                  /* idle seconds before a connection closes */
     unsigned backlog;                  /* listen(2) backlog */
     bool access_log;                   /* one line per request on stdout */
+    char journal_path[FACTSD_CONFIG_PATH_LEN]; /* "" = writes are not journalled */
+    char token_path[FACTSD_CONFIG_PATH_LEN];   /* "" = token from FACTSD_TOKEN, if set */
+    size_t max_body;                   /* bytes of a write's request content */
+    bool compact;                      /* --compact: compact and exit */
 } factsd_config;
 
 /* The outcome of factsd_config_parse. */
@@ -45,7 +51,8 @@ typedef enum factsd_config_result {
 
 /* Fills cfg with the defaults: 127.0.0.1:8080, one thread per CPU, the
  * embedded dataset, CORS for any origin, 1024 connections, 64 per address,
- * a 15-second timeout, a backlog of 512, no access log. Never fails. */
+ * a 15-second timeout, a backlog of 512, no access log, no journal, no token
+ * file, 64 KiB request content for writes. Never fails. */
 void factsd_config_init(factsd_config *cfg);
 
 /* Applies the FACTSD_* environment variables (read with getenv) and then the

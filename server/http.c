@@ -7,16 +7,25 @@
  * handler, and a "%00" would cut it short). The first access-handler call
  * checks the framing and rejects bad requests at once with Connection:
  * close; a good request is answered on a later call so keep-alive survives.
+ *
+ * Writes: the first call also decides everything the headers can (route,
+ * method, token, media type, length: 404, 405, 401, 403, 503, 415, 411,
+ * 413) before any content is read; the content is then collected (at most
+ * Content-Length, itself capped) and the final call runs the write under
+ * the writer mutex: change prepared and validated (write.c), next view
+ * rendered, journal appended and synced, view swapped in, answer sent.
  */
 #define _GNU_SOURCE /* accept4 */
 #include "http.h"
 
+#include "auth.h"
 #include "openapi.h"
 #include "problem.h"
 #include "render.h"
 #include "routes.h"
 #include "text.h"
 #include "view.h"
+#include "write.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -24,6 +33,7 @@
 #include <microhttpd.h>
 #include <netinet/in.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -46,23 +56,44 @@ enum {
     URL_LEN = 96
 };
 
-static const char allow_methods[] = "GET, HEAD, OPTIONS";
+static const char allow_read[] = "GET, HEAD, OPTIONS";
 
 static const char fallback_body[] =
     "{\"type\":\"urn:factsd:problem:internal\",\"title\":\"Internal error\","
     "\"status\":500,\"detail\":\"the server ran out of memory\"}";
 
-enum method { METHOD_GET, METHOD_HEAD, METHOD_OPTIONS, METHOD_OTHER };
+enum method {
+    METHOD_GET,
+    METHOD_HEAD,
+    METHOD_OPTIONS,
+    METHOD_POST,
+    METHOD_PUT,
+    METHOD_PATCH,
+    METHOD_DELETE,
+    METHOD_OTHER
+};
+
+static bool method_writes(enum method m)
+{
+    return m == METHOD_POST || m == METHOD_PUT || m == METHOD_PATCH || m == METHOD_DELETE;
+}
 
 struct factsd_http {
     factsd_config cfg;
     struct MHD_Daemon *daemon;
-    pthread_mutex_t lock; /* guards view */
-    factsd_view *view;    /* the published snapshot with its representations;
-                             each connection holds a reference to the view it
-                             last read, and a request never changes views, so
-                             a new view can replace this one at any time */
-    atomic_uint view_generation; /* bumped when view is replaced */
+    /* The published snapshot with its representations. Readers never lock:
+     * they enter the window (readers + 1), load the pointer, take a
+     * reference and leave (readers - 1). The one writer (holding writer)
+     * exchanges the pointer, waits until no reader is in the window, then
+     * drops the old view's reference. Each connection holds a reference to
+     * the view it last read, and a request never changes views. */
+    _Atomic(factsd_view *) view;
+    atomic_long readers;          /* request threads between load and ref */
+    atomic_uint view_generation;  /* bumped when view is replaced */
+    pthread_mutex_t writer;       /* serialises writes, compaction, reload */
+    char *token;                  /* the write token, or NULL: read-only */
+    facts_journal *journal;       /* under writer; NULL: writes not journalled */
+    atomic_bool writes_disabled;  /* the journal failed: no writes until restart */
     struct MHD_Response *fallback; /* a bare 500 for out-of-memory */
     atomic_long in_flight;         /* requests from request line to completion */
     atomic_llong log_time;         /* last second libmicrohttpd logged in */
@@ -90,6 +121,17 @@ struct conn {
     enum method method;
     factsd_view *view;          /* the snapshot this connection reads */
     unsigned view_generation;   /* the generation of view */
+    bool writing;               /* the request is an accepted write */
+    factsd_write_route wroute;  /* its route */
+    facts_kind kind;            /* its collection */
+    char key[256];              /* its item's id or slug */
+    char *body;                 /* its content (body_cap bytes), or NULL */
+    size_t body_len;
+    size_t body_cap;
+    bool refused;               /* a write refused from its headers, to be
+                                   answered once its (empty) content is in */
+    factsd_problem_kind refuse_kind;
+    const char *refuse_detail;  /* static */
     factsd_repr *own;           /* a representation made for this request */
     size_t discarded;           /* request content bytes read and dropped */
     struct timespec t0;
@@ -102,14 +144,27 @@ struct conn {
  * view changed since the connection's last request. */
 static void conn_view_refresh(factsd_http *h, struct conn *k)
 {
-    unsigned gen = atomic_load_explicit(&h->view_generation, memory_order_acquire);
+    unsigned gen = atomic_load(&h->view_generation);
     if (k->view != NULL && k->view_generation == gen)
         return;
     factsd_view_unref(k->view);
-    pthread_mutex_lock(&h->lock);
-    k->view = factsd_view_ref(h->view);
-    k->view_generation = atomic_load_explicit(&h->view_generation, memory_order_relaxed);
-    pthread_mutex_unlock(&h->lock);
+    atomic_fetch_add(&h->readers, 1);
+    k->view = factsd_view_ref(atomic_load(&h->view));
+    atomic_fetch_sub(&h->readers, 1);
+    k->view_generation = gen;
+}
+
+/* Publishes next (the reference passes to h) in place of the current view;
+ * the caller holds h->writer. Returns at once for readers: the old view's
+ * reference is dropped once no reader is between loading the pointer and
+ * taking its own reference. */
+static void http_view_swap(factsd_http *h, factsd_view *next)
+{
+    factsd_view *old = atomic_exchange(&h->view, next);
+    atomic_fetch_add(&h->view_generation, 1);
+    while (atomic_load(&h->readers) != 0)
+        sched_yield();
+    factsd_view_unref(old);
 }
 
 static void conn_target_clear(struct conn *k)
@@ -133,6 +188,11 @@ static void conn_request_end(struct conn *k)
     k->started = false;
     k->answered = false;
     k->discarded = 0;
+    k->writing = false;
+    k->refused = false;
+    free(k->body);
+    k->body = NULL;
+    k->body_len = k->body_cap = 0;
     conn_target_clear(k);
 }
 
@@ -144,6 +204,14 @@ static enum method method_parse(const char *m)
         return METHOD_HEAD;
     if (strcmp(m, MHD_HTTP_METHOD_OPTIONS) == 0)
         return METHOD_OPTIONS;
+    if (strcmp(m, MHD_HTTP_METHOD_POST) == 0)
+        return METHOD_POST;
+    if (strcmp(m, MHD_HTTP_METHOD_PUT) == 0)
+        return METHOD_PUT;
+    if (strcmp(m, MHD_HTTP_METHOD_PATCH) == 0)
+        return METHOD_PATCH;
+    if (strcmp(m, MHD_HTTP_METHOD_DELETE) == 0)
+        return METHOD_DELETE;
     return METHOD_OTHER;
 }
 
@@ -212,18 +280,31 @@ static enum MHD_Result conn_send(struct conn *k, struct MHD_Connection *c, const
     return rc;
 }
 
-/* Answers with a problem of kind; close adds Connection: close. */
+/* Answers with a problem of kind; close adds Connection: close. A 405
+ * names the route's methods in Allow; a 401 asks for a Bearer token. */
 static enum MHD_Result conn_problem(struct conn *k, struct MHD_Connection *c,
                                     const char *method, factsd_problem_kind kind,
                                     const char *detail, bool close)
 {
     factsd_repr_free(k->own);
     k->own = factsd_problem_new(kind, detail, NULL, 0);
+    const char *allow = NULL;
+    if (kind == FACTSD_PROBLEM_METHOD_NOT_ALLOWED) {
+        allow = k->target != NULL ? factsd_routes_allow(k->target, k->target_len) : NULL;
+        if (allow == NULL)
+            allow = allow_read;
+    }
     factsd_reply_opts opts = {
         .origin = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Origin"),
-        .allow = kind == FACTSD_PROBLEM_METHOD_NOT_ALLOWED ? allow_methods : NULL,
+        .allow = allow,
         .close = close,
     };
+    /* RFC 6750: no error code when the request carried no credentials. */
+    if (kind == FACTSD_PROBLEM_UNAUTHORIZED)
+        opts.www_authenticate =
+            MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Authorization") == NULL
+                ? "Bearer realm=\"factsd\""
+                : "Bearer realm=\"factsd\", error=\"invalid_token\"";
     return conn_send(k, c, method, factsd_problem_status(kind), k->own, &opts);
 }
 
@@ -254,15 +335,21 @@ static enum MHD_Result header_count(void *cls, enum MHD_ValueKind kind, const ch
 }
 
 /* Checks the request's single Content-Length: 0 when it is a number within
- * CONTENT_MAX, 1 when it is larger, -1 when it is not a number. */
-static int content_length_check(struct MHD_Connection *c)
+ * cap, 1 when it is larger, -1 when it is not a number. */
+static int content_length_check(struct MHD_Connection *c, size_t cap)
 {
     const char *v =
         MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
     long long n;
     if (v == NULL || !factsd_text_parse_int(v, 0, LLONG_MAX, &n))
         return -1;
-    return n > CONTENT_MAX ? 1 : 0;
+    return (unsigned long long)n > cap ? 1 : 0;
+}
+
+/* The request content a request may carry. */
+static size_t content_cap(const struct conn *k)
+{
+    return method_writes(k->method) ? k->http->cfg.max_body : (size_t)CONTENT_MAX;
 }
 
 /* Checks what must be refused before routing; answers and returns true when
@@ -274,6 +361,7 @@ static bool conn_check_framing(struct conn *k, struct MHD_Connection *c, const c
     MHD_get_connection_values(c, MHD_HEADER_KIND, header_count, &s);
     factsd_problem_kind kind = FACTSD_PROBLEM_MALFORMED_REQUEST;
     const char *detail = NULL;
+    char too_large[96];
     int cl;
     if (!k->target_seen) {
         detail = "the request target could not be read";
@@ -297,10 +385,12 @@ static bool conn_check_framing(struct conn *k, struct MHD_Connection *c, const c
         detail = "an HTTP/1.1 request without a Host header";
     } else if (s.host > 1) {
         detail = "more than one Host header";
-    } else if (s.content_length == 1 && (cl = content_length_check(c)) != 0) {
+    } else if (s.content_length == 1 && (cl = content_length_check(c, content_cap(k))) != 0) {
         if (cl > 0) {
             kind = FACTSD_PROBLEM_CONTENT_TOO_LARGE;
-            detail = "request content is not accepted beyond 16384 bytes";
+            snprintf(too_large, sizeof too_large,
+                     "request content is not accepted beyond %zu bytes", content_cap(k));
+            detail = too_large;
         } else {
             detail = "Content-Length is not a number";
         }
@@ -327,23 +417,326 @@ static enum MHD_Result conn_answer_options(struct conn *k, struct MHD_Connection
                                                                 MHD_RESPMEM_PERSISTENT);
     if (resp == NULL)
         return conn_queue(k, c, method, 500, k->http->fallback);
-    bool ok = MHD_add_response_header(resp, "Allow", allow_methods) == MHD_YES &&
+    const char *allow = factsd_routes_allow(k->target, k->target_len);
+    bool writes = strcmp(allow, allow_read) != 0;
+    bool ok = MHD_add_response_header(resp, "Allow", allow) == MHD_YES &&
               MHD_add_response_header(resp, "Cache-Control", "no-cache") == MHD_YES;
     if (ok && !cfg->cors_any)
         ok = MHD_add_response_header(resp, "Vary", "Origin") == MHD_YES;
     if (ok && origin != NULL && req_method != NULL && factsd_cors_allowed(cfg, origin)) {
         ok = MHD_add_response_header(resp, "Access-Control-Allow-Origin",
                                      cfg->cors_any ? "*" : origin) == MHD_YES &&
-             MHD_add_response_header(resp, "Access-Control-Allow-Methods", allow_methods) ==
+             MHD_add_response_header(resp, "Access-Control-Allow-Methods", allow) ==
                  MHD_YES &&
              MHD_add_response_header(resp, "Access-Control-Allow-Headers",
-                                     "Accept, Cache-Control, If-None-Match") == MHD_YES &&
+                                     writes ? "Accept, Cache-Control, If-None-Match, "
+                                              "Authorization, Content-Type, If-Match"
+                                            : "Accept, Cache-Control, If-None-Match") ==
+                 MHD_YES &&
              MHD_add_response_header(resp, "Access-Control-Max-Age", "86400") == MHD_YES;
     }
     enum MHD_Result rc = ok ? conn_queue(k, c, method, MHD_HTTP_NO_CONTENT, resp)
                             : conn_queue(k, c, method, 500, k->http->fallback);
     MHD_destroy_response(resp);
     return rc;
+}
+
+/* --------------------------------------------------------------- writes */
+
+static const char read_only_detail[] =
+    "this server has no write token configured: it is read-only";
+static const char disabled_detail[] =
+    "writes are disabled until the server is restarted: the journal could not be written";
+
+/* Whether the Content-Type value v (may be NULL) names media, ignoring
+ * letter case, white space and parameters such as charset. */
+static bool content_type_is(const char *v, const char *media)
+{
+    if (v == NULL)
+        return false;
+    while (*v == ' ' || *v == '\t')
+        v++;
+    size_t n = strlen(media);
+    if (strncasecmp(v, media, n) != 0)
+        return false;
+    v += n;
+    while (*v == ' ' || *v == '\t')
+        v++;
+    return *v == '\0' || *v == ';';
+}
+
+/* Sends an empty response (204) naming the snapshot revision, with the
+ * CORS headers. */
+static enum MHD_Result conn_empty(struct conn *k, struct MHD_Connection *c, const char *method,
+                                  unsigned status, uint64_t revision)
+{
+    char rev[24];
+    snprintf(rev, sizeof rev, "%llu", (unsigned long long)revision);
+    struct MHD_Response *resp =
+        MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT);
+    if (resp == NULL)
+        return conn_queue(k, c, method, 500, k->http->fallback);
+    const char *origin = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Origin");
+    bool ok = MHD_add_response_header(resp, "Cache-Control", "no-cache") == MHD_YES &&
+              MHD_add_response_header(resp, "X-Revision", rev) == MHD_YES &&
+              factsd_cors_add_headers(resp, &k->http->cfg, origin);
+    enum MHD_Result rc = ok ? conn_queue(k, c, method, status, resp)
+                            : conn_queue(k, c, method, 500, k->http->fallback);
+    MHD_destroy_response(resp);
+    return rc;
+}
+
+/* Refuses a write: at once with Connection: close when content is on its
+ * way (it is never read), otherwise once the request is complete so the
+ * connection stays open. Returns true (*rc set when answered now). */
+static bool conn_write_refuse(struct conn *k, struct MHD_Connection *c, const char *method,
+                              bool has_content, factsd_problem_kind kind, const char *detail,
+                              enum MHD_Result *rc)
+{
+    if (has_content) {
+        *rc = conn_problem(k, c, method, kind, detail, true);
+        return true;
+    }
+    k->writing = true;
+    k->refused = true;
+    k->refuse_kind = kind;
+    k->refuse_detail = detail;
+    *rc = MHD_YES;
+    return true;
+}
+
+/* Decides a write from its request line and headers alone, before any
+ * content is read: route and method (404, 405), token (403, 401), state
+ * (503), media type (415), length (411). Returns true when refused (*rc
+ * set); otherwise prepares the content buffer and returns false. */
+static bool conn_write_begin(struct conn *k, struct MHD_Connection *c, const char *method,
+                             enum MHD_Result *rc)
+{
+    factsd_http *h = k->http;
+    const char *cl =
+        MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+    const char *te =
+        MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_TRANSFER_ENCODING);
+    long long length = 0;
+    if (cl != NULL && !factsd_text_parse_int(cl, 0, (long long)h->cfg.max_body, &length))
+        length = 0; /* checked by the framing rules already */
+    bool has_content = te != NULL || length > 0;
+    facts_kind kind = FACTS_KIND_EVENT;
+    factsd_write_route wr =
+        factsd_routes_write(k->target, k->target_len, &kind, k->key, sizeof k->key);
+    k->wroute = wr;
+    k->kind = kind;
+    if (wr == FACTSD_WRITE_ROUTE_NONE)
+        return conn_write_refuse(k, c, method, has_content, FACTSD_PROBLEM_NOT_FOUND,
+                                 "no resource lives at this path", rc);
+    bool fits = k->method == METHOD_POST
+                    ? (wr == FACTSD_WRITE_ROUTE_COLLECTION || wr == FACTSD_WRITE_ROUTE_COMPACT)
+                    : wr == FACTSD_WRITE_ROUTE_ITEM;
+    if (!fits)
+        return conn_write_refuse(k, c, method, has_content,
+                                 FACTSD_PROBLEM_METHOD_NOT_ALLOWED,
+                                 "this resource does not answer this method", rc);
+    if (h->token == NULL)
+        return conn_write_refuse(k, c, method, has_content, FACTSD_PROBLEM_READ_ONLY,
+                                 read_only_detail, rc);
+    const char *auth = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Authorization");
+    if (!factsd_token_check(h->token, auth))
+        return conn_write_refuse(k, c, method, has_content, FACTSD_PROBLEM_UNAUTHORIZED,
+                                 auth == NULL ? "writes need Authorization: Bearer <token>"
+                                              : "the bearer token is not valid",
+                                 rc);
+    if (atomic_load(&h->writes_disabled))
+        return conn_write_refuse(k, c, method, has_content, FACTSD_PROBLEM_WRITES_DISABLED,
+                                 disabled_detail, rc);
+    k->writing = true;
+    bool needs_body = k->method == METHOD_PUT || k->method == METHOD_PATCH ||
+                      (k->method == METHOD_POST && wr == FACTSD_WRITE_ROUTE_COLLECTION);
+    if (!needs_body)
+        return false;
+    const char *ct = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Type");
+    bool media_ok = k->method == METHOD_PATCH
+                        ? content_type_is(ct, "application/merge-patch+json")
+                        : content_type_is(ct, "application/json");
+    if (!media_ok)
+        return conn_write_refuse(k, c, method, has_content,
+                                 FACTSD_PROBLEM_UNSUPPORTED_MEDIA_TYPE,
+                                 k->method == METHOD_PATCH
+                                     ? "PATCH takes application/merge-patch+json"
+                                     : "POST and PUT take application/json",
+                                 rc);
+    if (cl == NULL || te != NULL)
+        return conn_write_refuse(k, c, method, has_content, FACTSD_PROBLEM_LENGTH_REQUIRED,
+                                 "a write needs a Content-Length (chunked content is not "
+                                 "taken)",
+                                 rc);
+    k->body = malloc((size_t)length + 1);
+    if (k->body == NULL) {
+        *rc = conn_problem(k, c, method, FACTSD_PROBLEM_INTERNAL,
+                           "the server ran out of memory", true);
+        return true;
+    }
+    k->body_cap = (size_t)length;
+    k->body_len = 0;
+    return false;
+}
+
+/* Logs a journal failure (never the token: it is not in the message). */
+static void journal_log(const char *what, const facts_error *err)
+{
+    char line[512];
+    facts_error_format(err, line, sizeof line);
+    fprintf(stderr, "factsd: %s: %s\n", what, line);
+}
+
+/* Answers a failed journal operation: 507 for a full disk (the journal is
+ * back at a record boundary), otherwise 500, and writes stay disabled when
+ * the journal refuses further appends. The caller holds the writer lock. */
+static enum MHD_Result conn_journal_failed(struct conn *k, struct MHD_Connection *c,
+                                           const char *method, facts_status st,
+                                           const facts_error *err)
+{
+    factsd_http *h = k->http;
+    journal_log("journal", err);
+    if (st == FACTS_ENOSPC && (h->journal == NULL || !facts_journal_failed(h->journal)))
+        return conn_problem(k, c, method, FACTSD_PROBLEM_INSUFFICIENT_STORAGE,
+                            "the disk is full: the change was not stored", false);
+    atomic_store(&h->writes_disabled, true);
+    fprintf(stderr, "factsd: writes are disabled until restart; reads go on\n");
+    return conn_problem(k, c, method, FACTSD_PROBLEM_INTERNAL,
+                        "the change could not be made durable and was not stored; writes are "
+                        "disabled until the server is restarted",
+                        false);
+}
+
+/* POST /v1/admin/compact: saves the current dataset over --data and starts
+ * an empty journal. */
+static enum MHD_Result conn_compact(struct conn *k, struct MHD_Connection *c, const char *method)
+{
+    factsd_http *h = k->http;
+    if (h->cfg.data_path[0] == '\0')
+        return conn_problem(k, c, method, FACTSD_PROBLEM_CONFLICT,
+                            "compaction needs --data FILE: the embedded dataset cannot be "
+                            "rewritten",
+                            false);
+    pthread_mutex_lock(&h->writer);
+    if (atomic_load(&h->writes_disabled)) {
+        pthread_mutex_unlock(&h->writer);
+        return conn_problem(k, c, method, FACTSD_PROBLEM_WRITES_DISABLED, disabled_detail,
+                            false);
+    }
+    factsd_view *cur = atomic_load(&h->view);
+    const facts_store *store = factsd_view_store(cur);
+    facts_error err;
+    facts_status st = facts_store_save(store, h->cfg.data_path, &err);
+    if (st != FACTS_OK) {
+        journal_log("compaction: cannot save the dataset", &err);
+        pthread_mutex_unlock(&h->writer);
+        return conn_problem(k, c, method,
+                            st == FACTS_ENOSPC ? FACTSD_PROBLEM_INSUFFICIENT_STORAGE
+                                               : FACTSD_PROBLEM_INTERNAL,
+                            "the dataset could not be saved; nothing changed", false);
+    }
+    if (h->journal != NULL) {
+        st = facts_journal_reset(h->journal, &err);
+        if (st != FACTS_OK) {
+            enum MHD_Result rc = conn_journal_failed(k, c, method, st, &err);
+            pthread_mutex_unlock(&h->writer);
+            return rc;
+        }
+    }
+    uint64_t rev = facts_store_revision(store);
+    pthread_mutex_unlock(&h->writer);
+    char *body = malloc(64);
+    if (body != NULL)
+        snprintf(body, 64, "{\"revision\":%llu}", (unsigned long long)rev);
+    factsd_repr_free(k->own);
+    k->own = body != NULL ? factsd_repr_new(body, strlen(body), FACTSD_MEDIA_JSON, NULL) : NULL;
+    factsd_repr_set_revision(k->own, rev);
+    factsd_reply_opts opts = {
+        .origin = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Origin"),
+    };
+    return conn_send(k, c, method, 200, k->own, &opts);
+}
+
+/* Runs an accepted write with its complete content: prepare the change,
+ * render the next view, append to the journal (durable), publish, answer. */
+static enum MHD_Result conn_write_run(struct conn *k, struct MHD_Connection *c,
+                                      const char *method)
+{
+    factsd_http *h = k->http;
+    if (k->refused)
+        return conn_problem(k, c, method, k->refuse_kind, k->refuse_detail, false);
+    if (k->wroute == FACTSD_WRITE_ROUTE_COMPACT)
+        return conn_compact(k, c, method);
+    factsd_write_op op = k->method == METHOD_POST    ? FACTSD_WRITE_CREATE
+                         : k->method == METHOD_PUT   ? FACTSD_WRITE_REPLACE
+                         : k->method == METHOD_PATCH ? FACTSD_WRITE_MERGE
+                                                     : FACTSD_WRITE_DELETE;
+    const char *if_match = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "If-Match");
+    pthread_mutex_lock(&h->writer);
+    if (atomic_load(&h->writes_disabled)) {
+        pthread_mutex_unlock(&h->writer);
+        return conn_problem(k, c, method, FACTSD_PROBLEM_WRITES_DISABLED, disabled_detail,
+                            false);
+    }
+    factsd_view *cur = atomic_load(&h->view);
+    factsd_change ch;
+    factsd_change_prepare(cur, op, k->kind, op == FACTSD_WRITE_CREATE ? NULL : k->key,
+                          k->body != NULL ? k->body : "", k->body_len, if_match, &ch);
+    if (ch.status != 0) {
+        pthread_mutex_unlock(&h->writer);
+        factsd_repr_free(k->own);
+        k->own = ch.problem;
+        ch.problem = NULL;
+        char etag[FACTSD_WRITE_ETAG_LEN];
+        snprintf(etag, sizeof etag, "%s", ch.etag);
+        unsigned status = ch.status;
+        factsd_change_clear(&ch);
+        factsd_reply_opts opts = {
+            .origin = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Origin"),
+            .etag = etag[0] != '\0' ? etag : NULL,
+        };
+        return conn_send(k, c, method, status, k->own, &opts);
+    }
+    char msg[256];
+    factsd_view *next = factsd_view_new(ch.next, (const char *)factsd_openapi_json,
+                                        factsd_openapi_json_len, &h->cfg, msg, sizeof msg);
+    if (next == NULL) {
+        pthread_mutex_unlock(&h->writer);
+        factsd_change_clear(&ch);
+        return conn_problem(k, c, method, FACTSD_PROBLEM_INTERNAL, "the server ran out of memory",
+                            false);
+    }
+    if (h->journal != NULL) {
+        facts_error err;
+        facts_status st = facts_journal_append(h->journal, facts_store_revision(ch.next),
+                                               ch.payload, ch.payload_len, &err);
+        if (st != FACTS_OK) {
+            factsd_view_unref(next);
+            factsd_change_clear(&ch);
+            enum MHD_Result rc = conn_journal_failed(k, c, method, st, &err);
+            pthread_mutex_unlock(&h->writer);
+            return rc;
+        }
+    }
+    http_view_swap(h, factsd_view_ref(next));
+    factsd_view_unref(k->view);
+    k->view = next; /* the connection's reference */
+    k->view_generation = atomic_load(&h->view_generation);
+    pthread_mutex_unlock(&h->writer);
+
+    const factsd_repr *item = ch.rec != NULL ? factsd_view_item(next, ch.rec) : NULL;
+    char location[FACTSD_TARGET_MAX];
+    snprintf(location, sizeof location, "/v1/%s/%s", facts_kind_collection(k->kind), ch.id);
+    factsd_change_clear(&ch);
+    if (op == FACTSD_WRITE_DELETE)
+        return conn_empty(k, c, method, MHD_HTTP_NO_CONTENT,
+                          facts_store_revision(factsd_view_store(next)));
+    factsd_reply_opts opts = {
+        .origin = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Origin"),
+        .location = op == FACTSD_WRITE_CREATE ? location : NULL,
+    };
+    return conn_send(k, c, method, op == FACTSD_WRITE_CREATE ? 201 : 200, item, &opts);
 }
 
 static enum MHD_Result conn_answer(struct conn *k, struct MHD_Connection *c, const char *method)
@@ -353,10 +746,16 @@ static enum MHD_Result conn_answer(struct conn *k, struct MHD_Connection *c, con
     if (k->method == METHOD_OTHER) {
         if (factsd_routes_match(k->target, k->target_len))
             return conn_problem(k, c, method, FACTSD_PROBLEM_METHOD_NOT_ALLOWED,
-                                "this resource answers GET, HEAD and OPTIONS only", false);
+                                "this resource does not answer this method", false);
         return conn_problem(k, c, method, FACTSD_PROBLEM_NOT_FOUND,
                             "no resource lives at this path", false);
     }
+    if (k->writing)
+        return conn_write_run(k, c, method);
+    const char *allow = factsd_routes_allow(k->target, k->target_len);
+    if (allow != NULL && strncmp(allow, "GET", 3) != 0)
+        return conn_problem(k, c, method, FACTSD_PROBLEM_METHOD_NOT_ALLOWED,
+                            "this resource does not answer this method", false);
     factsd_answer ans;
     factsd_routes_get(k->view, k->target, k->target_len, &ans);
     k->own = ans.own;
@@ -383,7 +782,6 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     factsd_http *h = cls;
     struct conn *k = *req_cls;
     (void)url;
-    (void)upload_data;
     if (k == NULL)
         return MHD_NO; /* no context: the connection could not be set up */
     if (!k->started) {
@@ -395,14 +793,32 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         enum MHD_Result rc;
         if (conn_check_framing(k, c, method, version, &rc))
             return rc;
+        if (method_writes(k->method) && conn_write_begin(k, c, method, &rc))
+            return rc;
         return MHD_YES;
     }
     if (*upload_data_size > 0) {
-        k->discarded += *upload_data_size;
+        size_t n = *upload_data_size;
         *upload_data_size = 0;
-        if (k->discarded > CONTENT_MAX && !k->answered)
-            return conn_problem(k, c, method, FACTSD_PROBLEM_CONTENT_TOO_LARGE,
-                                "request content is not accepted beyond 16384 bytes", true);
+        if (k->answered)
+            return MHD_YES;
+        if (k->body != NULL && !k->refused) {
+            if (n > k->body_cap - k->body_len)
+                return conn_problem(k, c, method, FACTSD_PROBLEM_MALFORMED_REQUEST,
+                                    "more request content than Content-Length announced",
+                                    true);
+            memcpy(k->body + k->body_len, upload_data, n);
+            k->body_len += n;
+            k->body[k->body_len] = '\0';
+            return MHD_YES;
+        }
+        k->discarded += n;
+        if (k->discarded > content_cap(k)) {
+            char detail[96];
+            snprintf(detail, sizeof detail, "request content is not accepted beyond %zu bytes",
+                     content_cap(k));
+            return conn_problem(k, c, method, FACTSD_PROBLEM_CONTENT_TOO_LARGE, detail, true);
+        }
         return MHD_YES;
     }
     if (k->answered)
@@ -515,8 +931,13 @@ static void http_free(factsd_http *h)
         MHD_stop_daemon(h->daemon);
     if (h->fallback != NULL)
         MHD_destroy_response(h->fallback);
-    factsd_view_unref(h->view);
-    pthread_mutex_destroy(&h->lock);
+    factsd_view_unref(atomic_load(&h->view));
+    facts_journal_close(h->journal);
+    if (h->token != NULL) {
+        memset(h->token, 0, strlen(h->token));
+        free(h->token);
+    }
+    pthread_mutex_destroy(&h->writer);
     free(h);
 }
 
@@ -605,6 +1026,13 @@ static void *acceptor_main(void *arg)
 factsd_http *factsd_http_start(const factsd_config *cfg, facts_store *store, char *msg,
                                size_t size)
 {
+    return factsd_http_start_writable(cfg, store, NULL, NULL, msg, size);
+}
+
+factsd_http *factsd_http_start_writable(const factsd_config *cfg, facts_store *store,
+                                        const char *token, facts_journal *journal, char *msg,
+                                        size_t size)
+{
     json_object_seed(0);
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
@@ -612,30 +1040,43 @@ factsd_http *factsd_http_start(const factsd_config *cfg, facts_store *store, cha
     sigemptyset(&sa.sa_mask);
     if (sigaction(SIGPIPE, &sa, NULL) != 0) {
         snprintf(msg, size, "cannot ignore SIGPIPE: %s", strerror(errno));
+        facts_journal_close(journal);
         return NULL;
     }
     factsd_http *h = calloc(1, sizeof *h);
     if (h == NULL) {
         snprintf(msg, size, "out of memory");
+        facts_journal_close(journal);
         return NULL;
     }
-    if (pthread_mutex_init(&h->lock, NULL) != 0) {
+    if (pthread_mutex_init(&h->writer, NULL) != 0) {
         free(h);
         snprintf(msg, size, "cannot create a mutex");
+        facts_journal_close(journal);
         return NULL;
     }
     h->cfg = *cfg;
+    h->journal = journal;
+    atomic_init(&h->readers, 0);
+    atomic_init(&h->writes_disabled, false);
+    atomic_init(&h->view, NULL);
+    if (token != NULL && (h->token = strdup(token)) == NULL) {
+        snprintf(msg, size, "out of memory");
+        http_free(h);
+        return NULL;
+    }
     h->listen_fd = -1;
     atomic_init(&h->in_flight, 0);
     atomic_init(&h->log_time, 0);
     atomic_init(&h->started, false);
     atomic_init(&h->stopping, false);
     atomic_init(&h->view_generation, 0);
-    h->view = factsd_view_new(store, (const char *)factsd_openapi_json, factsd_openapi_json_len,
-                              &h->cfg, msg, size);
+    factsd_view *first = factsd_view_new(store, (const char *)factsd_openapi_json,
+                                         factsd_openapi_json_len, &h->cfg, msg, size);
+    atomic_store(&h->view, first);
     h->fallback = fallback_new();
-    if (h->view == NULL || h->fallback == NULL) {
-        if (h->view != NULL)
+    if (first == NULL || h->fallback == NULL) {
+        if (first != NULL)
             snprintf(msg, size, "out of memory");
         http_free(h);
         return NULL;
@@ -694,12 +1135,59 @@ bool factsd_http_publish(factsd_http *h, facts_store *store, char *msg, size_t s
                                         factsd_openapi_json_len, &h->cfg, msg, size);
     if (next == NULL)
         return false;
-    pthread_mutex_lock(&h->lock);
-    factsd_view *old = h->view;
-    h->view = next;
-    atomic_fetch_add_explicit(&h->view_generation, 1, memory_order_release);
-    pthread_mutex_unlock(&h->lock);
-    factsd_view_unref(old);
+    pthread_mutex_lock(&h->writer);
+    http_view_swap(h, next);
+    pthread_mutex_unlock(&h->writer);
+    return true;
+}
+
+bool factsd_http_reload(factsd_http *h, char *msg, size_t size)
+{
+    pthread_mutex_lock(&h->writer);
+    facts_store *store = NULL;
+    facts_error err;
+    facts_status st = h->cfg.data_path[0] != '\0'
+                          ? facts_store_load_file(h->cfg.data_path, &store, &err)
+                          : facts_store_load_embedded(&store, &err);
+    if (st != FACTS_OK) {
+        char why[512];
+        facts_error_format(&err, why, sizeof why);
+        snprintf(msg, size, "the dataset is not valid, the running one stays: %s", why);
+        pthread_mutex_unlock(&h->writer);
+        return false;
+    }
+    if (h->journal != NULL && h->cfg.journal_path[0] != '\0') {
+        /* Replaying needs the journal read again: close it, reopen it with
+         * the replay onto the new store; on failure reopen it as it is. */
+        facts_journal_close(h->journal);
+        h->journal = NULL;
+        facts_journal *j = NULL;
+        st = factsd_journal_open_replay(h->cfg.journal_path, &store, &j, NULL, &err);
+        if (st != FACTS_OK) {
+            char why[512];
+            facts_error_format(&err, why, sizeof why);
+            snprintf(msg, size, "the journal does not apply to the dataset, the running one "
+                                "stays: %s", why);
+            facts_store_unref(store);
+            if (facts_journal_open(h->cfg.journal_path, NULL, NULL, &h->journal, NULL, &err) !=
+                FACTS_OK) {
+                atomic_store(&h->writes_disabled, true);
+                journal_log("cannot reopen the journal; writes are disabled", &err);
+            }
+            pthread_mutex_unlock(&h->writer);
+            return false;
+        }
+        h->journal = j;
+    }
+    factsd_view *next = factsd_view_new(store, (const char *)factsd_openapi_json,
+                                        factsd_openapi_json_len, &h->cfg, msg, size);
+    facts_store_unref(store);
+    if (next == NULL) {
+        pthread_mutex_unlock(&h->writer);
+        return false;
+    }
+    http_view_swap(h, next);
+    pthread_mutex_unlock(&h->writer);
     return true;
 }
 

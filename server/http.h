@@ -1,8 +1,9 @@
 /*
  * http.h - the factsd HTTP service: a hardened libmicrohttpd daemon serving
- * the read API for one dataset snapshot. A host program can embed it:
- * fill a factsd_config, load a facts_store, call factsd_http_start, and
- * factsd_http_stop when done.
+ * the read API from the current dataset snapshot and, with a token, the
+ * write API that publishes the next one. A host program can embed it: fill
+ * a factsd_config, load a facts_store, call factsd_http_start (or
+ * factsd_http_start_writable), and factsd_http_stop when done.
  */
 #ifndef FACTSD_HTTP_H
 #define FACTSD_HTTP_H
@@ -26,6 +27,24 @@ typedef struct factsd_http factsd_http;
  * thread cannot start or memory runs out. */
 factsd_http *factsd_http_start(const factsd_config *cfg, facts_store *store, char *msg,
                                size_t size);
+
+/* As factsd_http_start, taking writes too: token (copied; NULL: the
+ * service is read-only and refuses writes with 403) is the Bearer token
+ * writes must carry; journal (may be NULL: writes are kept in memory only;
+ * ownership passes to the service, also on failure) receives every change,
+ * durably, before it is acknowledged. cfg->data_path names the file that
+ * compaction rewrites and reload re-reads ("" = the embedded dataset, which
+ * compaction refuses); cfg->journal_path the journal's file. */
+factsd_http *factsd_http_start_writable(const factsd_config *cfg, facts_store *store,
+                                        const char *token, facts_journal *journal, char *msg,
+                                        size_t size);
+
+/* Re-reads the dataset (cfg's data_path, or the embedded one), replays the
+ * journal onto it and publishes the result, serialised with writes. Returns
+ * true, or false with a one-line reason in msg (size bytes) leaving the
+ * running snapshot in place (an invalid file, a journal that does not apply,
+ * no memory). Thread-safe; not for a request handler thread. */
+bool factsd_http_reload(factsd_http *h, char *msg, size_t size);
 
 /* The port the service listens on (the one picked when cfg's port was 0). */
 uint16_t factsd_http_port(const factsd_http *h);

@@ -1,13 +1,19 @@
 /*
  * main.c - the factsd executable: flags to a configuration, the dataset to a
- * store, then the HTTP service until SIGINT or SIGTERM.
+ * store with the journal replayed onto it, then the HTTP service until
+ * SIGINT or SIGTERM (SIGHUP reloads the dataset); or, with --compact, the
+ * dataset saved with the journal applied and an empty journal.
  */
+#include "auth.h"
 #include "config.h"
 #include "http.h"
+#include "write.h"
 
 #include <facts.h>
 #include <jansson.h>
 #include <signal.h>
+#include <pthread.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,6 +36,90 @@ static void raise_fd_limit(unsigned connections)
         rl.rlim_cur = (rl.rlim_max == RLIM_INFINITY || rl.rlim_max >= want) ? want : rl.rlim_max;
         setrlimit(RLIMIT_NOFILE, &rl);
     }
+}
+
+/* Prints err as "factsd: what: message" on stderr. */
+static void print_error(const char *what, const facts_error *err)
+{
+    char msg[1024];
+    facts_error_format(err, msg, sizeof msg);
+    fprintf(stderr, "factsd: %s: %s\n", what, msg);
+}
+
+/* Opens and replays the journal of cfg onto *store; logs a cut torn tail.
+ * Returns the journal, or NULL with the reason printed. */
+static facts_journal *journal_start(const factsd_config *cfg, facts_store **store)
+{
+    facts_journal *j = NULL;
+    facts_journal_report rep;
+    facts_error err;
+    if (factsd_journal_open_replay(cfg->journal_path, store, &j, &rep, &err) != FACTS_OK) {
+        print_error("cannot use the journal", &err);
+        return NULL;
+    }
+    if (rep.torn_bytes > 0)
+        fprintf(stderr,
+                "factsd: warning: the journal's last record was torn (a crash while "
+                "writing): %llu bytes cut at byte offset %llu, saved to %s\n",
+                (unsigned long long)rep.torn_bytes, (unsigned long long)rep.torn_offset,
+                rep.torn_saved[0] != '\0' ? rep.torn_saved : "(nowhere)");
+    if (rep.records > 0)
+        fprintf(stderr, "factsd: journal: %zu records, now at revision %llu\n", rep.records,
+                (unsigned long long)facts_store_revision(*store));
+    return j;
+}
+
+/* --compact: the dataset with the journal applied, saved over --data, and
+ * an empty journal. Returns the exit status. */
+static int compact(const factsd_config *cfg, facts_store *store)
+{
+    if (cfg->data_path[0] == '\0') {
+        fprintf(stderr, "factsd: --compact needs --data FILE: the embedded dataset cannot be "
+                        "rewritten\n");
+        facts_store_unref(store);
+        return 2;
+    }
+    facts_journal *j = NULL;
+    if (cfg->journal_path[0] != '\0' && (j = journal_start(cfg, &store)) == NULL) {
+        facts_store_unref(store);
+        return 1;
+    }
+    facts_error err;
+    int rc = 0;
+    if (facts_store_save(store, cfg->data_path, &err) != FACTS_OK) {
+        print_error("cannot save the dataset", &err);
+        rc = 1;
+    } else if (j != NULL && facts_journal_reset(j, &err) != FACTS_OK) {
+        print_error("the dataset is saved but the journal could not be emptied", &err);
+        rc = 1;
+    } else {
+        printf("factsd: compacted %s at revision %llu\n", cfg->data_path,
+               (unsigned long long)facts_store_revision(store));
+    }
+    facts_journal_close(j);
+    facts_store_unref(store);
+    return rc;
+}
+
+/* The write token from --token-file or FACTSD_TOKEN; NULL with *failed
+ * false when neither is given. */
+static char *token_load(const factsd_config *cfg, bool *failed)
+{
+    char msg[512];
+    char *token = NULL;
+    *failed = false;
+    const char *env = getenv("FACTSD_TOKEN");
+    if (cfg->token_path[0] != '\0')
+        token = factsd_token_read_file(cfg->token_path, msg, sizeof msg);
+    else if (env != NULL)
+        token = factsd_token_from_env(env, msg, sizeof msg);
+    else
+        return NULL;
+    if (token == NULL) {
+        fprintf(stderr, "factsd: %s\n", msg);
+        *failed = true;
+    }
+    return token;
 }
 
 int main(int argc, char **argv)
@@ -62,21 +152,44 @@ int main(int argc, char **argv)
         fprintf(stderr, "factsd: cannot load the dataset: %s\n", msg);
         return 1;
     }
+    if (cfg.compact)
+        return compact(&cfg, store);
 
-    /* Block the stop signals in every thread; this one waits for them. */
-    sigset_t stop;
-    sigemptyset(&stop);
-    sigaddset(&stop, SIGINT);
-    sigaddset(&stop, SIGTERM);
-    if (pthread_sigmask(SIG_BLOCK, &stop, NULL) != 0) {
-        fprintf(stderr, "factsd: cannot block SIGINT and SIGTERM\n");
+    bool token_failed;
+    char *token = token_load(&cfg, &token_failed);
+    if (token_failed) {
         facts_store_unref(store);
+        return 1;
+    }
+    facts_journal *journal = NULL;
+    if (cfg.journal_path[0] != '\0' && (journal = journal_start(&cfg, &store)) == NULL) {
+        facts_store_unref(store);
+        free(token);
+        return 1;
+    }
+
+    /* Block the stop and reload signals in every thread; this one waits for
+     * them, so a reload runs here, outside any signal handler. */
+    sigset_t wait_set;
+    sigemptyset(&wait_set);
+    sigaddset(&wait_set, SIGINT);
+    sigaddset(&wait_set, SIGTERM);
+    sigaddset(&wait_set, SIGHUP);
+    if (pthread_sigmask(SIG_BLOCK, &wait_set, NULL) != 0) {
+        fprintf(stderr, "factsd: cannot block SIGINT, SIGTERM and SIGHUP\n");
+        facts_store_unref(store);
+        facts_journal_close(journal);
+        free(token);
         return 1;
     }
     raise_fd_limit(cfg.max_connections);
 
-    factsd_http *http = factsd_http_start(&cfg, store, msg, sizeof msg);
+    factsd_http *http = factsd_http_start_writable(&cfg, store, token, journal, msg, sizeof msg);
     facts_store_unref(store);
+    if (token != NULL) {
+        memset(token, 0, strlen(token));
+        free(token);
+    }
     if (http == NULL) {
         fprintf(stderr, "factsd: %s\n", msg);
         return 1;
@@ -84,8 +197,16 @@ int main(int argc, char **argv)
     printf("factsd listening on %s\n", factsd_http_url(http));
     fflush(stdout);
 
-    int sig = 0;
-    while (sigwait(&stop, &sig) != 0) {
+    for (;;) {
+        int sig = 0;
+        if (sigwait(&wait_set, &sig) != 0)
+            continue;
+        if (sig != SIGHUP)
+            break;
+        if (factsd_http_reload(http, msg, sizeof msg))
+            fprintf(stderr, "factsd: reloaded the dataset\n");
+        else
+            fprintf(stderr, "factsd: reload failed: %s\n", msg);
     }
     factsd_http_stop(http, GRACE_MS);
     return 0;

@@ -29,6 +29,24 @@ static const struct problem_info problem_table[FACTSD_PROBLEM_KIND_COUNT] = {
     [FACTSD_PROBLEM_HEADERS_TOO_LARGE] = {431, "urn:factsd:problem:headers-too-large",
                                           "Request header fields too large"},
     [FACTSD_PROBLEM_INTERNAL] = {500, "urn:factsd:problem:internal", "Internal error"},
+    [FACTSD_PROBLEM_MALFORMED_JSON] = {400, "urn:factsd:problem:malformed-json",
+                                       "Malformed JSON"},
+    [FACTSD_PROBLEM_UNAUTHORIZED] = {401, "urn:factsd:problem:unauthorized",
+                                     "Authentication required"},
+    [FACTSD_PROBLEM_READ_ONLY] = {403, "urn:factsd:problem:read-only", "Read-only server"},
+    [FACTSD_PROBLEM_CONFLICT] = {409, "urn:factsd:problem:conflict", "Conflict"},
+    [FACTSD_PROBLEM_LENGTH_REQUIRED] = {411, "urn:factsd:problem:length-required",
+                                        "Length required"},
+    [FACTSD_PROBLEM_PRECONDITION_FAILED] = {412, "urn:factsd:problem:precondition-failed",
+                                            "Precondition failed"},
+    [FACTSD_PROBLEM_UNSUPPORTED_MEDIA_TYPE] = {415, "urn:factsd:problem:unsupported-media-type",
+                                               "Unsupported media type"},
+    [FACTSD_PROBLEM_INVALID_RECORD] = {422, "urn:factsd:problem:invalid-record",
+                                       "Invalid record"},
+    [FACTSD_PROBLEM_WRITES_DISABLED] = {503, "urn:factsd:problem:writes-disabled",
+                                        "Writes disabled"},
+    [FACTSD_PROBLEM_INSUFFICIENT_STORAGE] = {507, "urn:factsd:problem:insufficient-storage",
+                                             "Insufficient storage"},
 };
 
 unsigned factsd_problem_status(factsd_problem_kind kind)
@@ -45,8 +63,10 @@ static bool set_string(json_t *obj, const char *key, const char *value)
     return s != NULL && json_object_set_new(obj, key, s) == 0;
 }
 
-char *factsd_problem_render(factsd_problem_kind kind, const char *detail,
-                            const factsd_problem_param *params, size_t count, size_t *len)
+/* Builds the problem object; extra's members (borrowed) are added after. */
+static char *problem_render(factsd_problem_kind kind, const char *detail,
+                            const factsd_problem_param *params, size_t count,
+                            const json_t *extra, size_t *len)
 {
     if ((unsigned)kind >= FACTSD_PROBLEM_KIND_COUNT)
         kind = FACTSD_PROBLEM_INTERNAL;
@@ -72,6 +92,14 @@ char *factsd_problem_render(factsd_problem_kind kind, const char *detail,
                  set_string(p, "reason", params[i].reason);
         }
     }
+    if (ok && extra != NULL) {
+        const char *key;
+        json_t *value;
+        json_object_foreach((json_t *)extra, key, value) {
+            if (ok && json_object_get(root, key) == NULL)
+                ok = json_object_set(root, key, value) == 0;
+        }
+    }
     char *body = NULL;
     if (ok) {
         body = json_dumps(root, JSON_COMPACT);
@@ -80,6 +108,20 @@ char *factsd_problem_render(factsd_problem_kind kind, const char *detail,
     }
     json_decref(root);
     return body;
+}
+
+char *factsd_problem_render(factsd_problem_kind kind, const char *detail,
+                            const factsd_problem_param *params, size_t count, size_t *len)
+{
+    return problem_render(kind, detail, params, count, NULL, len);
+}
+
+factsd_repr *factsd_problem_new_ext(factsd_problem_kind kind, const char *detail, json_t *extra)
+{
+    size_t len = 0;
+    char *body = problem_render(kind, detail, NULL, 0, extra, &len);
+    json_decref(extra);
+    return body != NULL ? factsd_repr_new(body, len, FACTSD_MEDIA_PROBLEM, NULL) : NULL;
 }
 
 factsd_repr *factsd_problem_new(factsd_problem_kind kind, const char *detail,

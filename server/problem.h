@@ -6,6 +6,8 @@
 
 #include "render.h"
 
+#include <jansson.h>
+
 #include <stddef.h>
 
 enum {
@@ -23,6 +25,16 @@ typedef enum factsd_problem_kind {
     FACTSD_PROBLEM_URI_TOO_LONG,           /* 414 */
     FACTSD_PROBLEM_HEADERS_TOO_LARGE,      /* 431 */
     FACTSD_PROBLEM_INTERNAL,               /* 500 */
+    FACTSD_PROBLEM_MALFORMED_JSON,         /* 400: a write's body is not JSON */
+    FACTSD_PROBLEM_UNAUTHORIZED,           /* 401: no or wrong token */
+    FACTSD_PROBLEM_READ_ONLY,              /* 403: no token configured */
+    FACTSD_PROBLEM_CONFLICT,               /* 409 */
+    FACTSD_PROBLEM_LENGTH_REQUIRED,        /* 411 */
+    FACTSD_PROBLEM_PRECONDITION_FAILED,    /* 412: stale If-Match */
+    FACTSD_PROBLEM_UNSUPPORTED_MEDIA_TYPE, /* 415 */
+    FACTSD_PROBLEM_INVALID_RECORD,         /* 422 */
+    FACTSD_PROBLEM_WRITES_DISABLED,        /* 503: the journal failed */
+    FACTSD_PROBLEM_INSUFFICIENT_STORAGE,   /* 507: the disk is full */
     FACTSD_PROBLEM_KIND_COUNT
 } factsd_problem_kind;
 
@@ -48,5 +60,11 @@ char *factsd_problem_render(factsd_problem_kind kind, const char *detail,
  * when memory runs out. */
 factsd_repr *factsd_problem_new(factsd_problem_kind kind, const char *detail,
                                 const factsd_problem_param *params, size_t count);
+
+/* As factsd_problem_new, with the members of extra (a JSON object, may be
+ * NULL; its reference is always taken) added after the standard ones (an
+ * extension member never replaces "type", "title", "status" or "detail").
+ * Returns NULL when memory runs out. */
+factsd_repr *factsd_problem_new_ext(factsd_problem_kind kind, const char *detail, json_t *extra);
 
 #endif /* FACTSD_PROBLEM_H */

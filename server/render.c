@@ -20,6 +20,7 @@ struct factsd_repr {
     factsd_media media;
     char *link;
     char etag[ETAG_LEN];
+    uint64_t revision; /* X-Revision, 0 = none */
     struct MHD_Response *shared_ok;
     struct MHD_Response *shared_not_modified;
 };
@@ -58,6 +59,12 @@ void factsd_repr_free(factsd_repr *r)
     free(r->body);
     free(r->link);
     free(r);
+}
+
+void factsd_repr_set_revision(factsd_repr *r, uint64_t revision)
+{
+    if (r != NULL && r->media == FACTSD_MEDIA_JSON)
+        r->revision = revision;
 }
 
 const char *factsd_repr_body(const factsd_repr *r, size_t *len)
@@ -120,9 +127,10 @@ bool factsd_cors_allowed(const factsd_config *cfg, const char *origin)
 bool factsd_cors_add_headers(struct MHD_Response *resp, const factsd_config *cfg,
                              const char *origin)
 {
+    static const char expose[] = "ETag, Link, Location, X-Revision";
     if (cfg->cors_any) {
         return MHD_add_response_header(resp, "Access-Control-Allow-Origin", "*") == MHD_YES &&
-               MHD_add_response_header(resp, "Access-Control-Expose-Headers", "ETag, Link") ==
+               MHD_add_response_header(resp, "Access-Control-Expose-Headers", expose) ==
                    MHD_YES;
     }
     if (MHD_add_response_header(resp, "Vary", "Origin") != MHD_YES)
@@ -130,15 +138,17 @@ bool factsd_cors_add_headers(struct MHD_Response *resp, const factsd_config *cfg
     if (!factsd_cors_allowed(cfg, origin))
         return true;
     return MHD_add_response_header(resp, "Access-Control-Allow-Origin", origin) == MHD_YES &&
-           MHD_add_response_header(resp, "Access-Control-Expose-Headers", "ETag, Link") ==
+           MHD_add_response_header(resp, "Access-Control-Expose-Headers", expose) ==
                MHD_YES;
 }
 
 /* Builds a response for r; origin NULL means "no per-request CORS header". */
 static struct MHD_Response *repr_build(const factsd_repr *r, const factsd_config *cfg,
                                        bool not_modified, const char *origin,
-                                       const char *allow, bool close)
+                                       const factsd_reply_opts *opts)
 {
+    const char *allow = opts != NULL ? opts->allow : NULL;
+    bool close = opts != NULL && opts->close;
     struct MHD_Response *resp = MHD_create_response_from_buffer(
         not_modified ? 0 : r->len, not_modified ? (void *)"" : (void *)r->body,
         MHD_RESPMEM_PERSISTENT);
@@ -153,12 +163,24 @@ static struct MHD_Response *repr_build(const factsd_repr *r, const factsd_config
     }
     if (ok && r->media == FACTSD_MEDIA_JSON)
         ok = MHD_add_response_header(resp, "ETag", r->etag) == MHD_YES;
+    if (ok && r->revision != 0) {
+        char rev[24];
+        snprintf(rev, sizeof rev, "%" PRIu64, r->revision);
+        ok = MHD_add_response_header(resp, "X-Revision", rev) == MHD_YES;
+    }
     ok = ok && MHD_add_response_header(resp, "Cache-Control", "no-cache") == MHD_YES;
     ok = ok && MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff") == MHD_YES;
     if (ok && r->link != NULL && !not_modified)
         ok = MHD_add_response_header(resp, "Link", r->link) == MHD_YES;
     if (ok && allow != NULL)
         ok = MHD_add_response_header(resp, "Allow", allow) == MHD_YES;
+    if (ok && opts != NULL && opts->location != NULL)
+        ok = MHD_add_response_header(resp, "Location", opts->location) == MHD_YES;
+    if (ok && opts != NULL && opts->etag != NULL && r->media != FACTSD_MEDIA_JSON)
+        ok = MHD_add_response_header(resp, "ETag", opts->etag) == MHD_YES;
+    if (ok && opts != NULL && opts->www_authenticate != NULL)
+        ok = MHD_add_response_header(resp, "WWW-Authenticate", opts->www_authenticate) ==
+             MHD_YES;
     if (ok && close)
         ok = MHD_add_response_header(resp, "Connection", "close") == MHD_YES;
     ok = ok && factsd_cors_add_headers(resp, cfg, origin);
@@ -171,12 +193,12 @@ static struct MHD_Response *repr_build(const factsd_repr *r, const factsd_config
 
 bool factsd_repr_share(factsd_repr *r, const factsd_config *cfg)
 {
-    struct MHD_Response *ok = repr_build(r, cfg, false, NULL, NULL, false);
+    struct MHD_Response *ok = repr_build(r, cfg, false, NULL, NULL);
     if (ok == NULL)
         return false;
     struct MHD_Response *nm = NULL;
     if (r->media == FACTSD_MEDIA_JSON) {
-        nm = repr_build(r, cfg, true, NULL, NULL, false);
+        nm = repr_build(r, cfg, true, NULL, NULL);
         if (nm == NULL) {
             MHD_destroy_response(ok);
             return false;
@@ -191,7 +213,8 @@ struct MHD_Response *factsd_repr_response(const factsd_repr *r, const factsd_con
                                           const factsd_reply_opts *opts, bool *owned)
 {
     bool per_request_cors = !cfg->cors_any && factsd_cors_allowed(cfg, opts->origin);
-    if (!per_request_cors && opts->allow == NULL && !opts->close) {
+    if (!per_request_cors && opts->allow == NULL && !opts->close && opts->location == NULL &&
+        opts->etag == NULL && opts->www_authenticate == NULL) {
         struct MHD_Response *shared =
             opts->not_modified ? r->shared_not_modified : r->shared_ok;
         if (shared != NULL) {
@@ -201,7 +224,7 @@ struct MHD_Response *factsd_repr_response(const factsd_repr *r, const factsd_con
     }
     *owned = true;
     return repr_build(r, cfg, opts->not_modified, per_request_cors ? opts->origin : NULL,
-                      opts->allow, opts->close);
+                      opts);
 }
 
 char *factsd_render_json(const json_t *v, bool pretty, size_t *len)

@@ -15,6 +15,7 @@
 #include <microhttpd.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 /* The media type of a representation. */
 typedef enum factsd_media {
@@ -31,6 +32,11 @@ typedef struct factsd_repr factsd_repr;
  * gets a strong ETag computed from its bytes. Returns NULL when memory runs
  * out or body is NULL. */
 factsd_repr *factsd_repr_new(char *body, size_t len, factsd_media media, char *link);
+
+/* Marks a FACTSD_MEDIA_JSON representation as read from snapshot revision
+ * (sent as X-Revision; 0 = none). Call before factsd_repr_share and before
+ * r is shared between threads. A problem is left alone. Never fails. */
+void factsd_repr_set_revision(factsd_repr *r, uint64_t revision);
 
 /* Prebuilds the shared 200 and 304 responses of r (used when a request needs
  * no per-request header) with the CORS policy of cfg, which must outlive r.
@@ -63,6 +69,10 @@ typedef struct factsd_reply_opts {
     const char *origin; /* the request's Origin header, or NULL */
     const char *allow;  /* an Allow header value, or NULL */
     bool close;         /* add Connection: close */
+    const char *location; /* a Location header value, or NULL */
+    const char *etag;     /* an ETag header for a representation that has none
+                             (a 412 names the current one), or NULL */
+    const char *www_authenticate; /* a WWW-Authenticate header value, or NULL */
 } factsd_reply_opts;
 
 /* Returns an MHD response for r under cfg's CORS policy. When the shared

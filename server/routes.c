@@ -29,7 +29,8 @@ enum route_id {
     ROUTE_COLLECTION,
     ROUTE_ITEM,
     ROUTE_ACTOR_SUB,
-    ROUTE_SUMMARY
+    ROUTE_SUMMARY,
+    ROUTE_COMPACT
 };
 
 struct route {
@@ -339,6 +340,11 @@ static void route_parse(const char *path, size_t len, struct route *r)
             r->id = ROUTE_INDEX;
         return;
     }
+    if (nseg == 3 && strcmp(seg[0], "v1") == 0 && strcmp(seg[1], "admin") == 0 &&
+        strcmp(seg[2], "compact") == 0) {
+        r->id = ROUTE_COMPACT;
+        return;
+    }
     if (strcmp(seg[0], "v1") != 0 || facts_kind_from_collection(seg[1], &r->kind) != FACTS_OK)
         return;
     if (nseg == 2) {
@@ -366,6 +372,52 @@ bool factsd_routes_match(const char *target, size_t len)
     struct route r;
     route_parse(target, q != NULL ? (size_t)(q - target) : len, &r);
     return r.id != ROUTE_NONE;
+}
+
+factsd_write_route factsd_routes_write(const char *target, size_t len, facts_kind *kind,
+                                       char *key, size_t cap)
+{
+    const char *q = memchr(target, '?', len);
+    struct route r;
+    route_parse(target, q != NULL ? (size_t)(q - target) : len, &r);
+    switch (r.id) {
+    case ROUTE_NONE:
+        return FACTSD_WRITE_ROUTE_NONE;
+    case ROUTE_COMPACT:
+        return FACTSD_WRITE_ROUTE_COMPACT;
+    case ROUTE_COLLECTION:
+    case ROUTE_ITEM:
+        if (r.kind == FACTS_KIND_SOURCE)
+            return FACTSD_WRITE_ROUTE_READ_ONLY;
+        *kind = r.kind;
+        if (r.id == ROUTE_COLLECTION)
+            return FACTSD_WRITE_ROUTE_COLLECTION;
+        if (cap < sizeof r.key)
+            return FACTSD_WRITE_ROUTE_READ_ONLY;
+        memcpy(key, r.key, sizeof r.key);
+        return FACTSD_WRITE_ROUTE_ITEM;
+    default:
+        return FACTSD_WRITE_ROUTE_READ_ONLY;
+    }
+}
+
+const char *factsd_routes_allow(const char *target, size_t len)
+{
+    facts_kind kind;
+    char key[SEGMENT_LEN];
+    switch (factsd_routes_write(target, len, &kind, key, sizeof key)) {
+    case FACTSD_WRITE_ROUTE_NONE:
+        return NULL;
+    case FACTSD_WRITE_ROUTE_COLLECTION:
+        return "GET, HEAD, OPTIONS, POST";
+    case FACTSD_WRITE_ROUTE_ITEM:
+        return "GET, HEAD, OPTIONS, PUT, PATCH, DELETE";
+    case FACTSD_WRITE_ROUTE_COMPACT:
+        return "OPTIONS, POST";
+    case FACTSD_WRITE_ROUTE_READ_ONLY:
+        break;
+    }
+    return "GET, HEAD, OPTIONS";
 }
 
 static void answer_problem(factsd_answer *out, factsd_problem_kind kind, const char *detail,
@@ -619,6 +671,7 @@ static char *cache_key(const struct route *r, const facts_record *rec, const str
                           facts_kind_collection(r->kind));
         break;
     case ROUTE_NONE:
+    case ROUTE_COMPACT:
         break;
     }
     factsd_buf_puts(&b, "?");
@@ -655,6 +708,11 @@ void factsd_routes_get(const factsd_view *v, const char *target, size_t len,
     if (r.id == ROUTE_NONE) {
         answer_problem(out, FACTSD_PROBLEM_NOT_FOUND, "no resource lives at this path", NULL,
                        0);
+        return;
+    }
+    if (r.id == ROUTE_COMPACT) {
+        answer_problem(out, FACTSD_PROBLEM_METHOD_NOT_ALLOWED, "this resource answers POST only",
+                       NULL, 0);
         return;
     }
     unsigned allowed = BIT(P_PRETTY);
@@ -725,8 +783,10 @@ void factsd_routes_get(const factsd_view *v, const char *target, size_t len,
         answer_query(v, &r, rec, p, out);
         break;
     case ROUTE_NONE:
+    case ROUTE_COMPACT:
         break;
     }
+    factsd_repr_set_revision(out->own, facts_store_revision(store));
     if (key != NULL && out->status == 200 && out->own != NULL && out->repr == out->own) {
         const factsd_repr *kept = factsd_view_cache_put(v, key, keylen, &out->own);
         if (kept != NULL)

@@ -36,4 +36,25 @@ void factsd_routes_get(const factsd_view *v, const char *target, size_t len,
  * whether or not the record exists). Never fails. */
 bool factsd_routes_match(const char *target, size_t len);
 
+/* What a write method may do at a target. */
+typedef enum factsd_write_route {
+    FACTSD_WRITE_ROUTE_NONE = 0,   /* no route at this path */
+    FACTSD_WRITE_ROUTE_READ_ONLY,  /* a route that takes no writes */
+    FACTSD_WRITE_ROUTE_COLLECTION, /* /v1/{actors|events|troop-estimates}: POST */
+    FACTSD_WRITE_ROUTE_ITEM,       /* /v1/{...}/{id-or-slug}: PUT, PATCH, DELETE */
+    FACTSD_WRITE_ROUTE_COMPACT     /* /v1/admin/compact: POST */
+} factsd_write_route;
+
+/* Matches the path of the raw target (the query is ignored) for a write.
+ * For a collection or an item sets *kind, and for an item copies the decoded
+ * id or slug into key (cap bytes, NUL-terminated; cap must be at least 256).
+ * Never fails. */
+factsd_write_route factsd_routes_write(const char *target, size_t len, facts_kind *kind,
+                                       char *key, size_t cap);
+
+/* The Allow header value of the route at the raw target: "GET, HEAD,
+ * OPTIONS" plus the write methods it takes, or NULL when no route matches.
+ * Static. Never fails. */
+const char *factsd_routes_allow(const char *target, size_t len);
+
 #endif /* FACTSD_ROUTES_H */

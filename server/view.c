@@ -110,7 +110,8 @@ char *factsd_view_render_page(const factsd_view *v, const facts_page *page, size
         factsd_render_json_string(&b, next);
     else
         factsd_buf_puts(&b, "null");
-    factsd_buf_printf(&b, ",\"limit\":%zu}", limit);
+    factsd_buf_printf(&b, ",\"limit\":%zu,\"revision\":%llu}", limit,
+                      (unsigned long long)facts_store_revision(v->store));
     return factsd_buf_steal(&b, len);
 }
 
@@ -136,6 +137,7 @@ char *factsd_view_render_summary(const factsd_view *v, const facts_summary *sum,
 static factsd_repr *shared_repr(const factsd_view *v, char *body, size_t len, char *link)
 {
     factsd_repr *r = factsd_repr_new(body, len, FACTSD_MEDIA_JSON, link);
+    factsd_repr_set_revision(r, facts_store_revision(v->store));
     if (r != NULL && !factsd_repr_share(r, v->cfg)) {
         factsd_repr_free(r);
         r = NULL;

@@ -52,7 +52,8 @@ const factsd_repr *factsd_view_health(const factsd_view *v);
 const factsd_repr *factsd_view_openapi(const factsd_view *v);
 const factsd_repr *factsd_view_summary(const factsd_view *v);
 
-/* Assembles a collection page body {"items","total","next","limit"} from the
+/* Assembles a collection page body {"items","total","next","limit","revision"}
+ * (the revision of the view's store) from the
  * records' ready-made JSON. Returns a NUL-terminated body owned by the
  * caller (free()) and sets *len; NULL when memory runs out. */
 char *factsd_view_render_page(const factsd_view *v, const facts_page *page, size_t limit,

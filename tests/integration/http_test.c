@@ -959,7 +959,25 @@ static void test_cors_any(void)
           "preflight allows GET");
     CHECK(strstr(nz(resp_header(&r, "Access-Control-Allow-Headers"), ""), "If-None-Match") != NULL,
           "preflight allows If-None-Match");
-    CHECK(strcmp(nz(resp_header(&r, "Allow"), ""), "GET, HEAD, OPTIONS") == 0, "OPTIONS Allow");
+    CHECK(strcmp(nz(resp_header(&r, "Allow"), ""), "GET, HEAD, OPTIONS, POST") == 0,
+          "OPTIONS Allow");
+    CHECK(strstr(nz(resp_header(&r, "Access-Control-Allow-Methods"), ""), "POST") != NULL,
+          "preflight allows POST on a collection");
+    CHECK(strstr(nz(resp_header(&r, "Access-Control-Allow-Headers"), ""), "Authorization") !=
+                  NULL &&
+              strstr(nz(resp_header(&r, "Access-Control-Allow-Headers"), ""), "Content-Type") !=
+                  NULL,
+          "preflight allows Authorization and Content-Type for writes");
+    resp_free(&r);
+    http("OPTIONS", "/v1/sources",
+         (const char *[]){"Origin: https://a.example", "Access-Control-Request-Method: GET",
+                          NULL},
+         &r);
+    CHECK(strcmp(nz(resp_header(&r, "Allow"), ""), "GET, HEAD, OPTIONS") == 0,
+          "OPTIONS Allow on a read-only collection");
+    CHECK(strstr(nz(resp_header(&r, "Access-Control-Allow-Headers"), ""), "Authorization") ==
+              NULL,
+          "no write headers for a read-only collection");
     resp_free(&r);
     http("OPTIONS", "/v1/events/shoigu-visit-pyongyang", NULL, &r);
     CHECK(r.status == 204 && resp_header(&r, "Access-Control-Allow-Origin") == NULL,
@@ -1053,7 +1071,8 @@ static void expect_bad_params(const char *target, const char *names)
     resp_free(&r);
 }
 
-static void expect_status(const char *method, const char *target, long status)
+static void expect_status_allow(const char *method, const char *target, long status,
+                                const char *allow)
 {
     struct resp r;
     http(method, target, NULL, &r);
@@ -1064,9 +1083,14 @@ static void expect_status(const char *method, const char *target, long status)
               "%s %s: problem+json", method, target);
     }
     if (status == 405)
-        CHECK(strcmp(nz(resp_header(&r, "Allow"), ""), "GET, HEAD, OPTIONS") == 0,
-              "%s %s: Allow", method, target);
+        CHECK(strcmp(nz(resp_header(&r, "Allow"), ""), allow) == 0, "%s %s: Allow %s", method,
+              target, nz(resp_header(&r, "Allow"), "(none)"));
     resp_free(&r);
+}
+
+static void expect_status(const char *method, const char *target, long status)
+{
+    expect_status_allow(method, target, status, "GET, HEAD, OPTIONS");
 }
 
 static void test_errors(void)
@@ -1118,12 +1142,22 @@ static void test_errors(void)
     expect_status("GET", "/v1/actors/russia%2Fevents", 404);
     expect_status("GET", "/v1%2Fevents", 404);
     expect_status("GET", "/v1/%65vents", 200);
+    /* this server has no write token: the write routes answer 403, others
+     * 405 with the methods they take */
     const char *methods[] = {"POST", "PUT", "DELETE", "PATCH"};
     for (size_t i = 0; i < 4; i++) {
-        expect_status(methods[i], "/v1/events", 405);
-        expect_status(methods[i], "/v1/events/shoigu-visit-pyongyang", 405);
+        bool post = i == 0;
+        expect_status_allow(methods[i], "/v1/events", post ? 403 : 405,
+                            "GET, HEAD, OPTIONS, POST");
+        expect_status_allow(methods[i], "/v1/events/shoigu-visit-pyongyang", post ? 405 : 403,
+                            "GET, HEAD, OPTIONS, PUT, PATCH, DELETE");
+        expect_status(methods[i], "/v1/sources", 405);
+        expect_status(methods[i], "/v1/sources/article", 405);
+        expect_status(methods[i], "/v1/troop-estimates/summary", 405);
         expect_status(methods[i], "/nowhere", 404);
     }
+    expect_status_allow("GET", "/v1/admin/compact", 405, "OPTIONS, POST");
+    expect_status("POST", "/v1/admin/compact", 403);
     expect_status("BREW", "/healthz", 405);
 }
 
