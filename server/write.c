@@ -207,7 +207,14 @@ static void change_fail_core(factsd_change *out, facts_status st, const facts_er
             change_oom(out);
             return;
         }
-        change_fail(out, FACTSD_PROBLEM_CONFLICT, errs[0].text, extra);
+        /* A clash inside the record (a taken slug or id) speaks for itself;
+         * one elsewhere means other records would be left broken. */
+        change_fail(out, FACTSD_PROBLEM_CONFLICT,
+                    strcmp(errs[0].source, "dataset") == 0
+                        ? "other records still refer to it in a way the change would break "
+                          "(each is listed in errors)"
+                        : errs[0].text,
+                    extra);
         return;
     }
     case FACTS_ENOTFOUND:
