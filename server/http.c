@@ -42,6 +42,8 @@ enum {
     HEADERS_MAX_BYTES = 6144,  /* request header fields, names plus values */
     HEADERS_MAX_COUNT = 100,   /* request header fields */
     CONTENT_MAX = 16 * 1024,   /* request content read and discarded */
+    DISCARD_MAX = 256 * 1024,  /* content read (and dropped) before a 413 is
+                                  sent; beyond it the connection is cut */
     TARGET_INLINE = 160,       /* targets up to this size need no allocation */
     URL_LEN = 96
 };
@@ -87,6 +89,7 @@ struct conn {
     bool counted;               /* the current request is counted in flight */
     bool started;               /* the current request reached the handler */
     bool answered;              /* a response is queued */
+    bool too_large;             /* the content went past CONTENT_MAX */
     enum method method;
     factsd_view *view;          /* the snapshot this connection reads */
     unsigned view_generation;   /* the generation of view */
@@ -132,6 +135,7 @@ static void conn_request_end(struct conn *k)
     k->own = NULL;
     k->started = false;
     k->answered = false;
+    k->too_large = false;
     k->discarded = 0;
     conn_target_clear(k);
 }
@@ -186,14 +190,19 @@ static void access_log(struct conn *k, struct MHD_Connection *c, const char *met
     fflush(stdout);
 }
 
-/* Queues resp with status and logs it. */
+/* Queues resp with status; once libmicrohttpd takes it, marks the request
+ * answered and logs it. (libmicrohttpd refuses a response while request
+ * content is still arriving.) */
 static enum MHD_Result conn_queue(struct conn *k, struct MHD_Connection *c, const char *method,
                                   unsigned status, struct MHD_Response *resp)
 {
+    enum MHD_Result rc = MHD_queue_response(c, status, resp);
+    if (rc != MHD_YES)
+        return rc;
     k->answered = true;
     if (k->http->cfg.access_log)
         access_log(k, c, method, status);
-    return MHD_queue_response(c, status, resp);
+    return rc;
 }
 
 /* Queues a representation owned by the request (k->own) or the view. */
@@ -398,15 +407,20 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         return MHD_YES;
     }
     if (*upload_data_size > 0) {
+        /* No response can be queued before the content is in: drop it,
+         * and answer a too large one with 413 at the end, unless it grows
+         * past DISCARD_MAX. */
         k->discarded += *upload_data_size;
         *upload_data_size = 0;
-        if (k->discarded > CONTENT_MAX && !k->answered)
-            return conn_problem(k, c, method, FACTSD_PROBLEM_CONTENT_TOO_LARGE,
-                                "request content is not accepted beyond 16384 bytes", true);
-        return MHD_YES;
+        if (k->discarded > CONTENT_MAX)
+            k->too_large = true;
+        return k->discarded > DISCARD_MAX ? MHD_NO : MHD_YES;
     }
     if (k->answered)
         return MHD_YES;
+    if (k->too_large)
+        return conn_problem(k, c, method, FACTSD_PROBLEM_CONTENT_TOO_LARGE,
+                            "request content is not accepted beyond 16384 bytes", true);
     return conn_answer(k, c, method);
 }
 

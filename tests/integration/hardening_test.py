@@ -1,0 +1,257 @@
+#!/usr/bin/env python3
+"""hardening_test.py - the request-hardening rules of factsd, byte for byte.
+
+usage: hardening_test.py FACTSD
+
+Starts the real binary on 127.0.0.1:0, sends each case's exact bytes over a
+raw socket, and checks every response it gets back: the status line, the
+headers it must carry, a body of exactly the announced length (none after
+HEAD, 204 or 304), and that nothing else follows - no further response
+smuggled out of a request body, before the connection closes or goes quiet.
+Prints one line per case and a final "N passed, M failed"; exits 1 on any
+failure. Python 3 standard library only.
+"""
+import socket
+import subprocess
+import sys
+import threading
+
+PROBLEM = ("Content-Type", "application/problem+json")
+CLOSE = ("Connection", "close")
+NO_BODY_STATUS = (204, 304)
+
+
+class Server:
+    """A factsd process on a port of its own."""
+
+    def __init__(self, exe, *extra):
+        self.proc = subprocess.Popen(
+            [exe, "--listen", "127.0.0.1:0", *extra],
+            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+        line = self.proc.stdout.readline().decode("ascii", "replace").strip()
+        url = line[line.index("http://"):] if "http://" in line else ""
+        if not url:
+            self.stop()
+            raise RuntimeError("factsd printed no URL: %r" % line)
+        host_port = url[len("http://"):].split("/")[0]
+        host, port = host_port.rsplit(":", 1)
+        self.addr = (host, int(port))
+        # Keep draining stdout (the access log, if any) so factsd never blocks.
+        threading.Thread(target=self.proc.stdout.read, daemon=True).start()
+
+    def connect(self, timeout=5.0):
+        s = socket.create_connection(self.addr, timeout=timeout)
+        s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        return s
+
+    def stop(self):
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+
+class Reader:
+    """Reads HTTP/1.1 responses off a socket, keeping what is left over."""
+
+    def __init__(self, sock):
+        self.sock = sock
+        self.buf = b""
+        self.eof = False
+
+    def _fill(self):
+        if self.eof:
+            return False
+        try:
+            data = self.sock.recv(65536)
+        except ConnectionResetError:
+            raise AssertionError("connection reset")
+        except socket.timeout:
+            raise AssertionError("timed out waiting for data")
+        if not data:
+            self.eof = True
+            return False
+        self.buf += data
+        return True
+
+    def response(self, head_request=False):
+        while b"\r\n\r\n" not in self.buf:
+            if not self._fill():
+                raise AssertionError("connection closed before a complete response "
+                                     "(got %r)" % self.buf[:200])
+        block, self.buf = self.buf.split(b"\r\n\r\n", 1)
+        lines = block.decode("latin-1").split("\r\n")
+        parts = lines[0].split(" ", 2)
+        if len(parts) < 2 or not parts[0].startswith("HTTP/1.") or not parts[1].isdigit():
+            raise AssertionError("bad status line %r" % lines[0])
+        status = int(parts[1])
+        headers = []
+        for line in lines[1:]:
+            name, _, value = line.partition(":")
+            headers.append((name.strip().lower(), value.strip()))
+        length = 0
+        chunked = any(n == "transfer-encoding" and "chunked" in v.lower() for n, v in headers)
+        if not head_request and status not in NO_BODY_STATUS and status >= 200:
+            lengths = [v for n, v in headers if n == "content-length"]
+            if chunked:
+                raise AssertionError("unexpected chunked response")
+            if len(lengths) != 1:
+                raise AssertionError("expected one Content-Length, got %r" % lengths)
+            length = int(lengths[0])
+        while len(self.buf) < length:
+            if not self._fill():
+                raise AssertionError("body cut short")
+        body, self.buf = self.buf[:length], self.buf[length:]
+        return status, headers, body
+
+    def expect_close(self, within=5.0):
+        self.sock.settimeout(within)
+        try:
+            while self._fill():
+                pass
+        except AssertionError as e:
+            if "reset" not in str(e):
+                raise
+        if self.buf:
+            raise AssertionError("bytes after the last response: %r" % self.buf[:200])
+
+    def expect_quiet(self, within=0.3):
+        self.sock.settimeout(within)
+        try:
+            self._fill()
+        except AssertionError as e:
+            if "timed out" not in str(e):
+                raise
+        if self.buf:
+            raise AssertionError("bytes after the last response: %r" % self.buf[:200])
+        if self.eof:
+            raise AssertionError("the connection closed, keep-alive expected")
+
+
+def header(headers, name):
+    return [v for n, v in headers if n == name.lower()]
+
+
+def check_response(got, want):
+    status, headers, _ = got
+    if status != want["status"]:
+        raise AssertionError("status %d, expected %d" % (status, want["status"]))
+    for name, value in want.get("headers", ()):
+        values = header(headers, name)
+        if not any(v.lower() == value.lower() for v in values):
+            raise AssertionError("missing %s: %s (have %r)" % (name, value, values))
+    for name in want.get("absent", ()):
+        if header(headers, name):
+            raise AssertionError("unexpected %s header" % name)
+
+
+def run_exchange(server, data, responses, end):
+    """Sends data, reads responses in order, then checks the end state."""
+    s = server.connect()
+    try:
+        try:
+            s.sendall(data)
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the server may refuse before reading everything
+        r = Reader(s)
+        for want in responses:
+            check_response(r.response(want.get("head", False)), want)
+        if end == "close":
+            r.expect_close()
+        else:
+            r.expect_quiet()
+    finally:
+        s.close()
+
+
+def req(line, *headers, body=b"", host="h"):
+    out = line.encode("latin-1") if isinstance(line, str) else line
+    out += b"\r\n"
+    if host is not None:
+        out += b"Host: " + host.encode("latin-1") + b"\r\n"
+    for h in headers:
+        out += (h.encode("latin-1") if isinstance(h, str) else h) + b"\r\n"
+    return out + b"\r\n" + body
+
+
+def ok(status=200, *headers, head=False):
+    return {"status": status, "headers": list(headers), "head": head}
+
+
+def refused(status=400):
+    return {"status": status, "headers": [PROBLEM, CLOSE]}
+
+
+SMUGGLED = req("GET /v1/events HTTP/1.1")
+CHUNK_SMUGGLED = b"%x\r\n" % len(SMUGGLED) + SMUGGLED + b"\r\n0\r\n\r\n"
+HEALTH = req("GET /healthz HTTP/1.1")
+
+
+def chunked(n, size):
+    one = b"%x\r\n" % size + b"a" * size + b"\r\n"
+    return one * n + b"0\r\n\r\n"
+
+
+CASES = [
+    # name, bytes, responses, end
+    ("baseline GET", HEALTH, [ok(200)], "open"),
+    # 3. too much content: an answer, not a reset
+    ("chunked content over the cap",
+     req("POST /healthz HTTP/1.1", "Transfer-Encoding: chunked", body=chunked(5, 4096)),
+     [refused(413)], "close"),
+    ("Content-Length over the cap",
+     req("POST /healthz HTTP/1.1", "Content-Length: 20480", body=b"a" * 20480),
+     [refused(413)], "close"),
+    ("small chunked POST on a read route",
+     req("POST /healthz HTTP/1.1", "Transfer-Encoding: chunked", body=chunked(2, 100)),
+     [{"status": 405, "headers": [PROBLEM, ("Allow", "GET, HEAD, OPTIONS")]}], "open"),
+    # 11. no body after HEAD (the next pipelined response follows at once)
+    ("HEAD has no body",
+     req("HEAD /v1/events HTTP/1.1") + HEALTH,
+     [ok(200, head=True), ok(200)], "open"),
+]
+
+
+def etag_cases(server):
+    """Cases needing a live ETag: a 304 has no body either."""
+    s = server.connect()
+    try:
+        s.sendall(req("GET /v1/events HTTP/1.1"))
+        _, headers, _ = Reader(s).response()
+    finally:
+        s.close()
+    tags = header(headers, "etag")
+    if not tags:
+        return [("304 has no body (no ETag to test with)", b"", [ok(304)], "open")]
+    return [("304 has no body",
+             req("GET /v1/events HTTP/1.1", "If-None-Match: " + tags[0]) + HEALTH,
+             [ok(304, ("ETag", tags[0])), ok(200)], "open")]
+
+
+def main():
+    if len(sys.argv) != 2:
+        print("usage: hardening_test.py FACTSD", file=sys.stderr)
+        return 2
+    exe = sys.argv[1]
+    passed = failed = 0
+    server = Server(exe)
+    try:
+        cases = CASES + etag_cases(server)
+        for name, data, responses, end in cases:
+            try:
+                run_exchange(server, data, responses, end)
+                print("ok   %s" % name)
+                passed += 1
+            except (AssertionError, OSError) as e:
+                print("FAIL %s: %s" % (name, e))
+                failed += 1
+    finally:
+        server.stop()
+    print("%d passed, %d failed" % (passed, failed))
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
