@@ -207,6 +207,11 @@ CASES = [
     ("small chunked POST on a read route",
      req("POST /healthz HTTP/1.1", "Transfer-Encoding: chunked", body=chunked(2, 100)),
      [{"status": 405, "headers": [PROBLEM, ("Allow", "GET, HEAD, OPTIONS")]}], "open"),
+    # 5. raw space and non-ASCII bytes in the target
+    ("raw space in the path", req("GET /v1/actors/kim jong HTTP/1.1"), [refused()], "close"),
+    ("raw space in the query", req("GET /v1/events?q=a b HTTP/1.1"), [refused()], "close"),
+    ("raw UTF-8 in the path", req(b"GET /v1/actors/k\xc3\xa9 HTTP/1.1"), [refused()], "close"),
+    ("raw DEL in the path", req(b"GET /healthz\x7f HTTP/1.1"), [refused()], "close"),
     # 11. no body after HEAD (the next pipelined response follows at once)
     ("HEAD has no body",
      req("HEAD /v1/events HTTP/1.1") + HEALTH,
