@@ -19,6 +19,7 @@
 #include "view.h"
 
 #include <arpa/inet.h>
+#include <ctype.h>
 #include <errno.h>
 #include <limits.h>
 #include <microhttpd.h>
@@ -244,7 +245,98 @@ struct header_stats {
     unsigned host;
     size_t bytes;
     unsigned count;
+    bool bad_name;       /* a field name is not a token */
+    bool bad_value;      /* a field value holds a control byte */
+    bool bad_layout;     /* a NUL in a field line, or an obs-fold */
+    const char *line_end; /* the NUL ending the previous field line */
 };
+
+/* Whether s is an RFC 9110 token (tchar: letters, digits, "!#$%&'*+-.^_`|~"). */
+static bool header_name_valid(const char *s)
+{
+    if (*s == '\0')
+        return false;
+    for (; *s != '\0'; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              (c != '\0' && strchr("!#$%&'*+-.^_`|~", c) != NULL)))
+            return false;
+    }
+    return true;
+}
+
+/* Whether s holds no control byte but HTAB (and no DEL). */
+static bool header_value_valid(const char *s)
+{
+    for (; *s != '\0'; s++) {
+        unsigned char c = (unsigned char)*s;
+        if ((c < 0x20 && c != '\t') || c == 0x7f)
+            return false;
+    }
+    return true;
+}
+
+/* Checks that the field line key/value lies where libmicrohttpd parsed it,
+ * in place right after the previous line: its lines end in one or two NULs
+ * (CR LF), the name ends in a NUL (the colon) and only spaces and tabs lie
+ * before the value. A NUL inside a line, or an obs-fold (libmicrohttpd
+ * joins the continuation into a value copied elsewhere), breaks this. */
+static bool header_in_place(struct header_stats *s, const char *key, const char *value)
+{
+    const char *prev = s->line_end;
+    if (prev == NULL || value == NULL)
+        return false;
+    if (key != prev + 1 && !(key == prev + 2 && prev[1] == '\0'))
+        return false;
+    const char *colon = key + strlen(key);
+    if ((uintptr_t)value <= (uintptr_t)colon ||
+        (uintptr_t)value - (uintptr_t)colon > (uintptr_t)HEADERS_MAX_BYTES)
+        return false;
+    for (const char *p = colon + 1; p < value; p++)
+        if (*p != ' ' && *p != '\t')
+            return false;
+    s->line_end = value + strlen(value);
+    return true;
+}
+
+/* Whether the len bytes at s are a uri-host with an optional ":" port
+ * (RFC 3986): an IP literal in brackets or a reg-name (unreserved,
+ * sub-delims, %-escapes), then up to 5 digits. need_host refuses an empty
+ * host. */
+static bool authority_valid(const char *s, size_t len, bool need_host)
+{
+    size_t i = 0;
+    if (len > 0 && s[0] == '[') {
+        for (i = 1; i < len && s[i] != ']'; i++)
+            if (!isxdigit((unsigned char)s[i]) && s[i] != ':' && s[i] != '.')
+                return false;
+        if (i >= len || i < 3)
+            return false;
+        i++;
+    } else {
+        for (; i < len && s[i] != ':'; i++) {
+            unsigned char c = (unsigned char)s[i];
+            if (c == '%') {
+                if (i + 2 >= len || !isxdigit((unsigned char)s[i + 1]) ||
+                    !isxdigit((unsigned char)s[i + 2]))
+                    return false;
+                i += 2;
+            } else if (!isalnum(c) && strchr("-._~!$&'()*+,;=", c) == NULL) {
+                return false;
+            }
+        }
+        if (i == 0 && need_host)
+            return false;
+    }
+    if (i == len)
+        return true;
+    if (s[i] != ':' || len - i - 1 > 5)
+        return false;
+    for (i++; i < len; i++)
+        if (!isdigit((unsigned char)s[i]))
+            return false;
+    return true;
+}
 
 static enum MHD_Result header_count(void *cls, enum MHD_ValueKind kind, const char *key,
                                     const char *value)
@@ -252,6 +344,12 @@ static enum MHD_Result header_count(void *cls, enum MHD_ValueKind kind, const ch
     struct header_stats *s = cls;
     (void)kind;
     s->count++;
+    if (!header_name_valid(key))
+        s->bad_name = true;
+    else if (value == NULL || !header_value_valid(value))
+        s->bad_value = true;
+    else if (!s->bad_layout && !header_in_place(s, key, value))
+        s->bad_layout = true;
     s->bytes += strlen(key) + (value != NULL ? strlen(value) : 0) + 4;
     if (strcasecmp(key, MHD_HTTP_HEADER_CONTENT_LENGTH) == 0)
         s->content_length++;
@@ -280,7 +378,14 @@ static bool conn_check_framing(struct conn *k, struct MHD_Connection *c, const c
                                const char *version, enum MHD_Result *rc)
 {
     struct header_stats s = {0};
+    s.line_end = version + strlen(version);
     MHD_get_connection_values(c, MHD_HEADER_KIND, header_count, &s);
+    /* The last line is followed by the empty line: NULs only. */
+    if (s.count > 0 && s.line_end != NULL && !s.bad_layout && s.line_end[1] != '\0')
+        s.bad_layout = true;
+    const char *host = s.host == 1
+                           ? MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_HOST)
+                           : NULL;
     factsd_problem_kind kind = FACTSD_PROBLEM_MALFORMED_REQUEST;
     const char *detail = NULL;
     int cl;
@@ -298,6 +403,14 @@ static bool conn_check_framing(struct conn *k, struct MHD_Connection *c, const c
     } else if (s.bytes > HEADERS_MAX_BYTES || s.count > HEADERS_MAX_COUNT) {
         kind = FACTSD_PROBLEM_HEADERS_TOO_LARGE;
         detail = "the request header fields exceed 6144 bytes or 100 fields";
+    } else if (s.bad_name) {
+        detail = "a header field name is not a token";
+    } else if (s.bad_value) {
+        detail = "a header field value holds a control byte";
+    } else if (s.bad_layout) {
+        detail = "a header field line holds a NUL byte or is folded (obs-fold)";
+    } else if (host != NULL && !authority_valid(host, strlen(host), false)) {
+        detail = "the Host header is not a host with an optional port";
     } else if (s.content_length > 1) {
         detail = "more than one Content-Length header";
     } else if (s.content_length > 0 && s.transfer_encoding > 0) {

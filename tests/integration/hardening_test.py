@@ -197,6 +197,16 @@ def chunked(n, size):
 CASES = [
     # name, bytes, responses, end
     ("baseline GET", HEALTH, [ok(200)], "open"),
+    # 1. header names must be tokens
+    ("space before colon: Content-Length",
+     req("POST /healthz HTTP/1.1", "Content-Length : %d" % len(SMUGGLED), body=SMUGGLED),
+     [refused()], "close"),
+    ("space before colon: Transfer-Encoding",
+     req("POST /healthz HTTP/1.1", "Transfer-Encoding : chunked", body=CHUNK_SMUGGLED),
+     [refused()], "close"),
+    ("tab before colon", req("GET /healthz HTTP/1.1", "X-A\t: b"), [refused()], "close"),
+    ("non-token name", req("GET /healthz HTTP/1.1", "X(A): b"), [refused()], "close"),
+    ("control byte in name", req("GET /healthz HTTP/1.1", b"X-\x01: a"), [refused()], "close"),
     # 3. too much content: an answer, not a reset
     ("chunked content over the cap",
      req("POST /healthz HTTP/1.1", "Transfer-Encoding: chunked", body=chunked(5, 4096)),
@@ -212,6 +222,21 @@ CASES = [
     ("raw space in the query", req("GET /v1/events?q=a b HTTP/1.1"), [refused()], "close"),
     ("raw UTF-8 in the path", req(b"GET /v1/actors/k\xc3\xa9 HTTP/1.1"), [refused()], "close"),
     ("raw DEL in the path", req(b"GET /healthz\x7f HTTP/1.1"), [refused()], "close"),
+    # 8. control bytes, obs-fold, Host
+    ("NUL in a value", req("GET /healthz HTTP/1.1", b"X-A: a\x00b"), [refused()], "close"),
+    ("NUL in the last value", req("GET /healthz HTTP/1.1", b"X-A: a\x00b", host=None)
+     .replace(b"\r\n", b"\r\nHost: h\r\n", 1), [refused()], "close"),
+    ("control byte in a value", req("GET /healthz HTTP/1.1", b"X-A: a\x01b"), [refused()], "close"),
+    ("DEL in a value", req("GET /healthz HTTP/1.1", b"X-A: a\x7fb"), [refused()], "close"),
+    ("tab in a value is fine", req("GET /healthz HTTP/1.1", b"X-A: a\tb"), [ok(200)], "open"),
+    ("obs-fold", req("GET /healthz HTTP/1.1", "X-A: a", " b"), [refused()], "close"),
+    ("obs-fold with a tab", req("GET /healthz HTTP/1.1", "X-A: a", "\tb"), [refused()], "close"),
+    ("obs-fold of Host", req("GET /healthz HTTP/1.1", " b"), [refused()], "close"),
+    ("Host with a space", req("GET /healthz HTTP/1.1", host="a b/c"), [refused()], "close"),
+    ("Host with a slash", req("GET /healthz HTTP/1.1", host="a/c"), [refused()], "close"),
+    ("Host with a bad port", req("GET /healthz HTTP/1.1", host="a:8x"), [refused()], "close"),
+    ("Host name:port", req("GET /healthz HTTP/1.1", host="Example.COM:8080"), [ok(200)], "open"),
+    ("Host IPv6 literal", req("GET /healthz HTTP/1.1", host="[::1]:80"), [ok(200)], "open"),
     # 11. no body after HEAD (the next pipelined response follows at once)
     ("HEAD has no body",
      req("HEAD /v1/events HTTP/1.1") + HEALTH,
