@@ -383,6 +383,10 @@ static bool conn_check_framing(struct conn *k, struct MHD_Connection *c, const c
     /* The last line is followed by the empty line: NULs only. */
     if (s.count > 0 && s.line_end != NULL && !s.bad_layout && s.line_end[1] != '\0')
         s.bad_layout = true;
+    const char *te = s.transfer_encoding == 1
+                         ? MHD_lookup_connection_value(c, MHD_HEADER_KIND,
+                                                       MHD_HTTP_HEADER_TRANSFER_ENCODING)
+                         : NULL;
     const char *host = s.host == 1
                            ? MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_HOST)
                            : NULL;
@@ -409,6 +413,12 @@ static bool conn_check_framing(struct conn *k, struct MHD_Connection *c, const c
         detail = "a header field value holds a control byte";
     } else if (s.bad_layout) {
         detail = "a header field line holds a NUL byte or is folded (obs-fold)";
+    } else if (s.transfer_encoding > 1) {
+        detail = "more than one Transfer-Encoding header";
+    } else if (te != NULL && strcasecmp(te, "chunked") != 0) {
+        /* libmicrohttpd decodes exactly "chunked" (it drops leading
+         * whitespace only); anything else it would read until close. */
+        detail = "a Transfer-Encoding other than chunked";
     } else if (host != NULL && !authority_valid(host, strlen(host), false)) {
         detail = "the Host header is not a host with an optional port";
     } else if (s.content_length > 1) {
