@@ -338,6 +338,35 @@ static bool authority_valid(const char *s, size_t len, bool need_host)
     return true;
 }
 
+/* Brings k's target to origin-form: an absolute-form "http://authority..."
+ * (RFC 9112 section 3.2.2; scheme in any case, a valid authority) loses its
+ * scheme and authority. Returns false for any other form but "/..." and, for
+ * OPTIONS, "*". */
+static bool conn_target_normalise(struct conn *k)
+{
+    char *t = k->target;
+    size_t len = k->target_len;
+    if (len > 0 && t[0] == '/')
+        return true;
+    if (len == 1 && t[0] == '*')
+        return k->method == METHOD_OPTIONS;
+    if (len < 7 || strncasecmp(t, "http://", 7) != 0)
+        return false;
+    size_t a = 7;
+    while (a < len && t[a] != '/' && t[a] != '?')
+        a++;
+    if (!authority_valid(t + 7, a - 7, true))
+        return false;
+    size_t rest = len - a;
+    size_t o = 0;
+    if (rest == 0 || t[a] != '/')
+        t[o++] = '/';
+    memmove(t + o, t + a, rest);
+    k->target_len = o + rest;
+    t[k->target_len] = '\0';
+    return true;
+}
+
 static enum MHD_Result header_count(void *cls, enum MHD_ValueKind kind, const char *key,
                                     const char *value)
 {
@@ -404,6 +433,8 @@ static bool conn_check_framing(struct conn *k, struct MHD_Connection *c, const c
          * NULs: the version follows the target's terminating NUL directly,
          * unless a NUL byte inside the target cut the string short. */
         detail = "the request target holds a control byte or a malformed %-escape";
+    } else if (!conn_target_normalise(k)) {
+        detail = "the request target is not a path, an http URI or OPTIONS *";
     } else if (s.bytes > HEADERS_MAX_BYTES || s.count > HEADERS_MAX_COUNT) {
         kind = FACTSD_PROBLEM_HEADERS_TOO_LARGE;
         detail = "the request header fields exceed 6144 bytes or 100 fields";
@@ -448,7 +479,8 @@ static bool conn_check_framing(struct conn *k, struct MHD_Connection *c, const c
 static enum MHD_Result conn_answer_options(struct conn *k, struct MHD_Connection *c,
                                            const char *method)
 {
-    if (!factsd_routes_match(k->target, k->target_len))
+    bool asterisk = k->target_len == 1 && k->target[0] == '*';
+    if (!asterisk && !factsd_routes_match(k->target, k->target_len))
         return conn_problem(k, c, method, FACTSD_PROBLEM_NOT_FOUND,
                             "no resource lives at this path", false);
     const factsd_config *cfg = &k->http->cfg;
@@ -463,7 +495,8 @@ static enum MHD_Result conn_answer_options(struct conn *k, struct MHD_Connection
               MHD_add_response_header(resp, "Cache-Control", "no-cache") == MHD_YES;
     if (ok && !cfg->cors_any)
         ok = MHD_add_response_header(resp, "Vary", "Origin") == MHD_YES;
-    if (ok && origin != NULL && req_method != NULL && factsd_cors_allowed(cfg, origin)) {
+    if (ok && !asterisk && origin != NULL && req_method != NULL &&
+        factsd_cors_allowed(cfg, origin)) {
         ok = MHD_add_response_header(resp, "Access-Control-Allow-Origin",
                                      cfg->cors_any ? "*" : origin) == MHD_YES &&
              MHD_add_response_header(resp, "Access-Control-Allow-Methods", allow_methods) ==
