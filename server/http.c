@@ -46,6 +46,7 @@ enum {
     DISCARD_MAX = 256 * 1024,  /* content read (and dropped) before a 413 is
                                   sent; beyond it the connection is cut */
     TARGET_INLINE = 160,       /* targets up to this size need no allocation */
+    SWEEP_MS = 250,            /* how often header deadlines are checked */
     URL_LEN = 96
 };
 
@@ -75,6 +76,10 @@ struct factsd_http {
     int listen_fd;
     pthread_t acceptor;
     bool acceptor_running;
+    pthread_mutex_t conns_lock;    /* guards conns and each conn's links */
+    struct conn *conns;            /* open connections, for the sweeper */
+    pthread_t sweeper;
+    bool sweeper_running;
     uint16_t port;
     char url[URL_LEN];
 };
@@ -97,8 +102,27 @@ struct conn {
     factsd_repr *own;           /* a representation made for this request */
     size_t discarded;           /* request content bytes read and dropped */
     struct timespec t0;
+    int fd;                     /* the connection's socket */
+    atomic_llong deadline;      /* ms (CLOCK_MONOTONIC) by which the next
+                                   request's headers must be in; 0: none */
+    struct conn *prev, *next;   /* in http->conns */
     char inline_target[TARGET_INLINE];
 };
+
+/* The CLOCK_MONOTONIC time in milliseconds. */
+static long long now_ms(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (long long)t.tv_sec * 1000 + t.tv_nsec / 1000000;
+}
+
+/* Gives the connection's next request cfg.timeout seconds from now to
+ * deliver its request line and headers. */
+static void conn_deadline_start(struct conn *k)
+{
+    atomic_store(&k->deadline, now_ms() + (long long)k->http->cfg.timeout * 1000);
+}
 
 /* ------------------------------------------------------------- helpers */
 
@@ -553,6 +577,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         return MHD_NO; /* no context: the connection could not be set up */
     if (!k->started) {
         k->started = true;
+        atomic_store(&k->deadline, 0); /* the headers are in */
         if (h->cfg.access_log)
             clock_gettime(CLOCK_MONOTONIC, &k->t0);
         k->method = method_parse(method);
@@ -625,22 +650,45 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **req_cls,
     (void)c;
     (void)toe;
     struct conn *k = *req_cls;
-    if (k != NULL)
+    if (k != NULL) {
         conn_request_end(k);
+        conn_deadline_start(k);
+    }
 }
 
 static void on_connection(void *cls, struct MHD_Connection *c, void **socket_context,
                           enum MHD_ConnectionNotificationCode toe)
 {
-    (void)c;
+    factsd_http *h = cls;
     if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
-        struct conn *k = calloc(1, sizeof *k);
-        if (k != NULL)
-            k->http = cls;
+        const union MHD_ConnectionInfo *ci =
+            MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+        struct conn *k = ci != NULL ? calloc(1, sizeof *k) : NULL;
+        if (k != NULL) {
+            k->http = h;
+            k->fd = ci->connect_fd;
+            conn_deadline_start(k);
+            pthread_mutex_lock(&h->conns_lock);
+            k->next = h->conns;
+            if (h->conns != NULL)
+                h->conns->prev = k;
+            h->conns = k;
+            pthread_mutex_unlock(&h->conns_lock);
+        }
         *socket_context = k;
     } else if (toe == MHD_CONNECTION_NOTIFY_CLOSED) {
         struct conn *k = *socket_context;
         if (k != NULL) {
+            /* libmicrohttpd closes the socket after this returns: once
+             * unlinked, the sweeper cannot touch a reused descriptor. */
+            pthread_mutex_lock(&h->conns_lock);
+            if (k->prev != NULL)
+                k->prev->next = k->next;
+            else
+                h->conns = k->next;
+            if (k->next != NULL)
+                k->next->prev = k->prev;
+            pthread_mutex_unlock(&h->conns_lock);
             conn_request_end(k);
             factsd_view_unref(k->view);
             free(k);
@@ -679,6 +727,10 @@ static void http_free(factsd_http *h)
         shutdown(h->listen_fd, SHUT_RDWR);
         pthread_join(h->acceptor, NULL);
     }
+    if (h->sweeper_running) {
+        atomic_store(&h->stopping, true);
+        pthread_join(h->sweeper, NULL);
+    }
     if (h->listen_fd >= 0)
         close(h->listen_fd);
     if (h->daemon != NULL)
@@ -687,6 +739,7 @@ static void http_free(factsd_http *h)
         MHD_destroy_response(h->fallback);
     factsd_view_unref(h->view);
     pthread_mutex_destroy(&h->lock);
+    pthread_mutex_destroy(&h->conns_lock);
     free(h);
 }
 
@@ -772,6 +825,31 @@ static void *acceptor_main(void *arg)
     return NULL;
 }
 
+/* The sweeper thread: a connection whose request line and headers are not
+ * all in by its deadline (cfg.timeout seconds after it opened or its last
+ * response went out) is shut down, however steadily its bytes trickle in
+ * (libmicrohttpd's timeout only measures idleness). Its worker then sees
+ * the end of the stream and closes it. */
+static void *sweeper_main(void *arg)
+{
+    factsd_http *h = arg;
+    struct timespec tick = {0, SWEEP_MS * 1000 * 1000};
+    while (!atomic_load(&h->stopping)) {
+        nanosleep(&tick, NULL);
+        long long now = now_ms();
+        pthread_mutex_lock(&h->conns_lock);
+        for (struct conn *k = h->conns; k != NULL; k = k->next) {
+            long long d = atomic_load(&k->deadline);
+            if (d != 0 && now > d) {
+                shutdown(k->fd, SHUT_RDWR);
+                atomic_store(&k->deadline, 0);
+            }
+        }
+        pthread_mutex_unlock(&h->conns_lock);
+    }
+    return NULL;
+}
+
 factsd_http *factsd_http_start(const factsd_config *cfg, facts_store *store, char *msg,
                                size_t size)
 {
@@ -790,6 +868,12 @@ factsd_http *factsd_http_start(const factsd_config *cfg, facts_store *store, cha
         return NULL;
     }
     if (pthread_mutex_init(&h->lock, NULL) != 0) {
+        free(h);
+        snprintf(msg, size, "cannot create a mutex");
+        return NULL;
+    }
+    if (pthread_mutex_init(&h->conns_lock, NULL) != 0) {
+        pthread_mutex_destroy(&h->lock);
         free(h);
         snprintf(msg, size, "cannot create a mutex");
         return NULL;
@@ -855,6 +939,13 @@ factsd_http *factsd_http_start(const factsd_config *cfg, facts_store *store, cha
         return NULL;
     }
     h->acceptor_running = true;
+    err = pthread_create(&h->sweeper, NULL, sweeper_main, h);
+    if (err != 0) {
+        snprintf(msg, size, "cannot start the sweeper thread: %s", strerror(err));
+        http_free(h);
+        return NULL;
+    }
+    h->sweeper_running = true;
     return h;
 }
 

@@ -15,6 +15,7 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 
 PROBLEM = ("Content-Type", "application/problem+json")
 CLOSE = ("Connection", "close")
@@ -298,6 +299,41 @@ def etag_cases(server):
              [ok(304, ("ETag", tags[0])), ok(200)], "open")]
 
 
+def slow_headers(exe):
+    """6. Headers must be complete within --timeout, however slowly they come."""
+    server = Server(exe, "--timeout", "2")
+    try:
+        s = server.connect()
+        start = time.monotonic()
+        closed_after = None
+        try:
+            s.sendall(b"GET /healthz HTTP/1.1\r\nHost: h\r\n")
+            s.settimeout(1.0)
+            for i in range(10):
+                try:
+                    if s.recv(4096) == b"":
+                        closed_after = time.monotonic() - start
+                        break
+                except socket.timeout:
+                    pass
+                except ConnectionResetError:
+                    closed_after = time.monotonic() - start
+                    break
+                s.sendall(b"X-Slow-%d: a\r\n" % i)
+        except (BrokenPipeError, ConnectionResetError):
+            closed_after = time.monotonic() - start
+        finally:
+            s.close()
+        if closed_after is None or closed_after > 4.5:
+            raise AssertionError("a header line a second kept the connection open %s"
+                                 % ("for 10 s" if closed_after is None
+                                    else "for %.1f s" % closed_after))
+        # A prompt request on a fresh connection still gets its answer.
+        run_exchange(server, HEALTH, [ok(200)], "open")
+    finally:
+        server.stop()
+
+
 def main():
     if len(sys.argv) != 2:
         print("usage: hardening_test.py FACTSD", file=sys.stderr)
@@ -317,6 +353,14 @@ def main():
                 failed += 1
     finally:
         server.stop()
+    name = "header deadline (--timeout 2, one header line a second)"
+    try:
+        slow_headers(exe)
+        print("ok   %s" % name)
+        passed += 1
+    except (AssertionError, OSError) as e:
+        print("FAIL %s: %s" % (name, e))
+        failed += 1
     print("%d passed, %d failed" % (passed, failed))
     return 1 if failed else 0
 
