@@ -11,6 +11,7 @@ smuggled out of a request body, before the connection closes or goes quiet.
 Prints one line per case and a final "N passed, M failed"; exits 1 on any
 failure. Python 3 standard library only.
 """
+import os
 import socket
 import subprocess
 import sys
@@ -25,10 +26,10 @@ NO_BODY_STATUS = (204, 304)
 class Server:
     """A factsd process on a port of its own."""
 
-    def __init__(self, exe, *extra):
+    def __init__(self, exe, *extra, env=None):
         self.proc = subprocess.Popen(
             [exe, "--listen", "127.0.0.1:0", *extra],
-            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env)
         line = self.proc.stdout.readline().decode("ascii", "replace").strip()
         url = line[line.index("http://"):] if "http://" in line else ""
         if not url:
@@ -334,6 +335,26 @@ def slow_headers(exe):
         server.stop()
 
 
+def config_env(exe):
+    """10. The environment applies only where no flag speaks; --help first."""
+    env = dict(os.environ, FACTSD_THREADS="x")
+    out = subprocess.run([exe, "--help"], env=env, capture_output=True, timeout=10)
+    if out.returncode != 0 or b"--listen" not in out.stdout:
+        raise AssertionError("--help with a bad FACTSD_THREADS exited %d" % out.returncode)
+    out = subprocess.run([exe, "--version"], env=env, capture_output=True, timeout=10)
+    if out.returncode != 0:
+        raise AssertionError("--version with a bad FACTSD_THREADS exited %d" % out.returncode)
+    out = subprocess.run([exe, "--listen", "127.0.0.1:0"], env=env, capture_output=True,
+                         timeout=10)
+    if out.returncode == 0 or b"FACTSD_THREADS" not in out.stderr:
+        raise AssertionError("a bad FACTSD_THREADS without --threads was not refused")
+    server = Server(exe, "--threads", "2", env=env)  # the flag overrides the variable
+    try:
+        run_exchange(server, HEALTH, [ok(200)], "open")
+    finally:
+        server.stop()
+
+
 def main():
     if len(sys.argv) != 2:
         print("usage: hardening_test.py FACTSD", file=sys.stderr)
@@ -359,6 +380,14 @@ def main():
         print("ok   %s" % name)
         passed += 1
     except (AssertionError, OSError) as e:
+        print("FAIL %s: %s" % (name, e))
+        failed += 1
+    name = "environment: --help first, flags override variables"
+    try:
+        config_env(exe)
+        print("ok   %s" % name)
+        passed += 1
+    except (AssertionError, OSError, RuntimeError, subprocess.SubprocessError) as e:
         print("FAIL %s: %s" % (name, e))
         failed += 1
     print("%d passed, %d failed" % (passed, failed))
