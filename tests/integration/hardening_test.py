@@ -29,7 +29,7 @@ class Server:
     def __init__(self, exe, *extra, env=None):
         self.proc = subprocess.Popen(
             [exe, "--listen", "127.0.0.1:0", *extra],
-            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env)
+            stdout=subprocess.PIPE, env=env)
         line = self.proc.stdout.readline().decode("ascii", "replace").strip()
         url = line[line.index("http://"):] if "http://" in line else ""
         if not url:
@@ -47,12 +47,17 @@ class Server:
         return s
 
     def stop(self):
+        """Stops factsd; raises unless it exits cleanly (sanitizers report
+        through the exit status)."""
         self.proc.terminate()
         try:
-            self.proc.wait(timeout=10)
+            rc = self.proc.wait(timeout=10)
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait()
+            raise AssertionError("factsd did not stop on SIGTERM")
+        if rc != 0:
+            raise AssertionError("factsd exited with status %d" % rc)
 
 
 class Reader:
@@ -373,7 +378,13 @@ def main():
                 print("FAIL %s: %s" % (name, e))
                 failed += 1
     finally:
-        server.stop()
+        try:
+            server.stop()
+            print("ok   clean exit")
+            passed += 1
+        except AssertionError as e:
+            print("FAIL clean exit: %s" % e)
+            failed += 1
     name = "header deadline (--timeout 2, one header line a second)"
     try:
         slow_headers(exe)
