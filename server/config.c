@@ -284,27 +284,18 @@ factsd_config_result factsd_config_parse(factsd_config *cfg, int argc, char **ar
 {
     char why[512];
     const size_t nopt = sizeof options / sizeof options[0];
-    for (size_t i = 0; i < nopt; i++) {
-        const char *v = getenv(options[i].env);
-        if (v == NULL)
-            continue;
-        if (!option_apply(cfg, options[i].id, v, why, sizeof why)) {
-            snprintf(msg, size, "factsd: %s: %s", options[i].env, why);
-            return FACTSD_CONFIG_ERROR;
-        }
-    }
+    bool given[sizeof options / sizeof options[0]] = {false}; /* set by a flag */
     for (int a = 1; a < argc; a++) {
         const char *arg = argv[a];
         if (strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0)
             return FACTSD_CONFIG_HELP;
         if (strcmp(arg, "--version") == 0)
             return FACTSD_CONFIG_VERSION;
-        if (strcmp(arg, "--access-log") == 0) {
-            cfg->access_log = true;
-            continue;
-        }
-        if (strcmp(arg, "--no-access-log") == 0) {
-            cfg->access_log = false;
+        if (strcmp(arg, "--access-log") == 0 || strcmp(arg, "--no-access-log") == 0) {
+            cfg->access_log = arg[2] == 'a';
+            for (size_t i = 0; i < nopt; i++)
+                if (options[i].id == OPT_ACCESS_LOG)
+                    given[i] = true;
             continue;
         }
         if (strcmp(arg, "--compact") == 0) {
@@ -337,6 +328,17 @@ factsd_config_result factsd_config_parse(factsd_config *cfg, int argc, char **ar
         }
         if (!option_apply(cfg, spec->id, value, why, sizeof why)) {
             snprintf(msg, size, "factsd: %s: %s", spec->flag, why);
+            return FACTSD_CONFIG_ERROR;
+        }
+        given[spec - options] = true;
+    }
+    /* The environment supplies only what no flag gave. */
+    for (size_t i = 0; i < nopt; i++) {
+        const char *v = getenv(options[i].env);
+        if (v == NULL || given[i])
+            continue;
+        if (!option_apply(cfg, options[i].id, v, why, sizeof why)) {
+            snprintf(msg, size, "factsd: %s: %s", options[i].env, why);
             return FACTSD_CONFIG_ERROR;
         }
     }

@@ -55,8 +55,9 @@ typedef enum factsd_config_result {
  * file, 64 KiB request content for writes. Never fails. */
 void factsd_config_init(factsd_config *cfg);
 
-/* Applies the FACTSD_* environment variables (read with getenv) and then the
- * flags in argv[1..argc-1] to cfg, flags winning. On FACTSD_CONFIG_ERROR,
+/* Applies the flags in argv[1..argc-1] to cfg, then the FACTSD_* environment
+ * variables (read with getenv) of the options no flag gave; --help and
+ * --version return before any variable is read. On FACTSD_CONFIG_ERROR,
  * writes a one-line message naming the flag or variable into msg (size
  * bytes, always NUL-terminated when size > 0); cfg may then be partly
  * changed. argv is not kept. */

@@ -28,6 +28,7 @@
 #include "write.h"
 
 #include <arpa/inet.h>
+#include <ctype.h>
 #include <errno.h>
 #include <limits.h>
 #include <microhttpd.h>
@@ -52,7 +53,10 @@ enum {
     HEADERS_MAX_BYTES = 6144,  /* request header fields, names plus values */
     HEADERS_MAX_COUNT = 100,   /* request header fields */
     CONTENT_MAX = 16 * 1024,   /* request content read and discarded */
+    DISCARD_MAX = 256 * 1024,  /* content read (and dropped) before a 413 is
+                                  sent; beyond it the connection is cut */
     TARGET_INLINE = 160,       /* targets up to this size need no allocation */
+    SWEEP_MS = 250,            /* how often header deadlines are checked */
     URL_LEN = 96
 };
 
@@ -103,6 +107,10 @@ struct factsd_http {
     int listen_fd;
     pthread_t acceptor;
     bool acceptor_running;
+    pthread_mutex_t conns_lock;    /* guards conns and each conn's links */
+    struct conn *conns;            /* open connections, for the sweeper */
+    pthread_t sweeper;
+    bool sweeper_running;
     uint16_t port;
     char url[URL_LEN];
 };
@@ -118,6 +126,7 @@ struct conn {
     bool counted;               /* the current request is counted in flight */
     bool started;               /* the current request reached the handler */
     bool answered;              /* a response is queued */
+    bool too_large;             /* the content went past CONTENT_MAX */
     enum method method;
     factsd_view *view;          /* the snapshot this connection reads */
     unsigned view_generation;   /* the generation of view */
@@ -135,8 +144,27 @@ struct conn {
     factsd_repr *own;           /* a representation made for this request */
     size_t discarded;           /* request content bytes read and dropped */
     struct timespec t0;
+    int fd;                     /* the connection's socket */
+    atomic_llong deadline;      /* ms (CLOCK_MONOTONIC) by which the next
+                                   request's headers must be in; 0: none */
+    struct conn *prev, *next;   /* in http->conns */
     char inline_target[TARGET_INLINE];
 };
+
+/* The CLOCK_MONOTONIC time in milliseconds. */
+static long long now_ms(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (long long)t.tv_sec * 1000 + t.tv_nsec / 1000000;
+}
+
+/* Gives the connection's next request cfg.timeout seconds from now to
+ * deliver its request line and headers. */
+static void conn_deadline_start(struct conn *k)
+{
+    atomic_store(&k->deadline, now_ms() + (long long)k->http->cfg.timeout * 1000);
+}
 
 /* ------------------------------------------------------------- helpers */
 
@@ -187,6 +215,7 @@ static void conn_request_end(struct conn *k)
     k->own = NULL;
     k->started = false;
     k->answered = false;
+    k->too_large = false;
     k->discarded = 0;
     k->writing = false;
     k->refused = false;
@@ -254,14 +283,19 @@ static void access_log(struct conn *k, struct MHD_Connection *c, const char *met
     fflush(stdout);
 }
 
-/* Queues resp with status and logs it. */
+/* Queues resp with status; once libmicrohttpd takes it, marks the request
+ * answered and logs it. (libmicrohttpd refuses a response while request
+ * content is still arriving.) */
 static enum MHD_Result conn_queue(struct conn *k, struct MHD_Connection *c, const char *method,
                                   unsigned status, struct MHD_Response *resp)
 {
+    enum MHD_Result rc = MHD_queue_response(c, status, resp);
+    if (rc != MHD_YES)
+        return rc;
     k->answered = true;
     if (k->http->cfg.access_log)
         access_log(k, c, method, status);
-    return MHD_queue_response(c, status, resp);
+    return rc;
 }
 
 /* Queues a representation owned by the request (k->own) or the view. */
@@ -316,7 +350,127 @@ struct header_stats {
     unsigned host;
     size_t bytes;
     unsigned count;
+    bool bad_name;       /* a field name is not a token */
+    bool bad_value;      /* a field value holds a control byte */
+    bool bad_layout;     /* a NUL in a field line, or an obs-fold */
+    const char *line_end; /* the NUL ending the previous field line */
 };
+
+/* Whether s is an RFC 9110 token (tchar: letters, digits, "!#$%&'*+-.^_`|~"). */
+static bool header_name_valid(const char *s)
+{
+    if (*s == '\0')
+        return false;
+    for (; *s != '\0'; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              (c != '\0' && strchr("!#$%&'*+-.^_`|~", c) != NULL)))
+            return false;
+    }
+    return true;
+}
+
+/* Whether s holds no control byte but HTAB (and no DEL). */
+static bool header_value_valid(const char *s)
+{
+    for (; *s != '\0'; s++) {
+        unsigned char c = (unsigned char)*s;
+        if ((c < 0x20 && c != '\t') || c == 0x7f)
+            return false;
+    }
+    return true;
+}
+
+/* Checks that the field line key/value lies where libmicrohttpd parsed it,
+ * in place right after the previous line: its lines end in one or two NULs
+ * (CR LF), the name ends in a NUL (the colon) and only spaces and tabs lie
+ * before the value. A NUL inside a line, or an obs-fold (libmicrohttpd
+ * joins the continuation into a value copied elsewhere), breaks this. */
+static bool header_in_place(struct header_stats *s, const char *key, const char *value)
+{
+    const char *prev = s->line_end;
+    if (prev == NULL || value == NULL)
+        return false;
+    if (key != prev + 1 && !(key == prev + 2 && prev[1] == '\0'))
+        return false;
+    const char *colon = key + strlen(key);
+    if ((uintptr_t)value <= (uintptr_t)colon ||
+        (uintptr_t)value - (uintptr_t)colon > (uintptr_t)HEADERS_MAX_BYTES)
+        return false;
+    for (const char *p = colon + 1; p < value; p++)
+        if (*p != ' ' && *p != '\t')
+            return false;
+    s->line_end = value + strlen(value);
+    return true;
+}
+
+/* Whether the len bytes at s are a uri-host with an optional ":" port
+ * (RFC 3986): an IP literal in brackets or a reg-name (unreserved,
+ * sub-delims, %-escapes), then up to 5 digits. need_host refuses an empty
+ * host. */
+static bool authority_valid(const char *s, size_t len, bool need_host)
+{
+    size_t i = 0;
+    if (len > 0 && s[0] == '[') {
+        for (i = 1; i < len && s[i] != ']'; i++)
+            if (!isxdigit((unsigned char)s[i]) && s[i] != ':' && s[i] != '.')
+                return false;
+        if (i >= len || i < 3)
+            return false;
+        i++;
+    } else {
+        for (; i < len && s[i] != ':'; i++) {
+            unsigned char c = (unsigned char)s[i];
+            if (c == '%') {
+                if (i + 2 >= len || !isxdigit((unsigned char)s[i + 1]) ||
+                    !isxdigit((unsigned char)s[i + 2]))
+                    return false;
+                i += 2;
+            } else if (!isalnum(c) && strchr("-._~!$&'()*+,;=", c) == NULL) {
+                return false;
+            }
+        }
+        if (i == 0 && need_host)
+            return false;
+    }
+    if (i == len)
+        return true;
+    if (s[i] != ':' || len - i - 1 > 5)
+        return false;
+    for (i++; i < len; i++)
+        if (!isdigit((unsigned char)s[i]))
+            return false;
+    return true;
+}
+
+/* Brings k's target to origin-form: an absolute-form "http://authority..."
+ * (RFC 9112 section 3.2.2; scheme in any case, a valid authority) loses its
+ * scheme and authority. Returns false for any other form but "/..." and, for
+ * OPTIONS, "*". */
+static bool conn_target_normalise(struct conn *k)
+{
+    char *t = k->target;
+    size_t len = k->target_len;
+    if (len > 0 && t[0] == '/')
+        return true;
+    if (len == 1 && t[0] == '*')
+        return k->method == METHOD_OPTIONS;
+    if (len < 7 || strncasecmp(t, "http://", 7) != 0)
+        return false;
+    size_t a = 7;
+    while (a < len && t[a] != '/' && t[a] != '?')
+        a++;
+    if (!authority_valid(t + 7, a - 7, true))
+        return false;
+    size_t rest = len - a;
+    size_t o = 0;
+    if (rest == 0 || t[a] != '/')
+        t[o++] = '/';
+    memmove(t + o, t + a, rest);
+    k->target_len = o + rest;
+    t[k->target_len] = '\0';
+    return true;
+}
 
 static enum MHD_Result header_count(void *cls, enum MHD_ValueKind kind, const char *key,
                                     const char *value)
@@ -324,6 +478,12 @@ static enum MHD_Result header_count(void *cls, enum MHD_ValueKind kind, const ch
     struct header_stats *s = cls;
     (void)kind;
     s->count++;
+    if (!header_name_valid(key))
+        s->bad_name = true;
+    else if (value == NULL || !header_value_valid(value))
+        s->bad_value = true;
+    else if (!s->bad_layout && !header_in_place(s, key, value))
+        s->bad_layout = true;
     s->bytes += strlen(key) + (value != NULL ? strlen(value) : 0) + 4;
     if (strcasecmp(key, MHD_HTTP_HEADER_CONTENT_LENGTH) == 0)
         s->content_length++;
@@ -358,7 +518,18 @@ static bool conn_check_framing(struct conn *k, struct MHD_Connection *c, const c
                                const char *version, enum MHD_Result *rc)
 {
     struct header_stats s = {0};
+    s.line_end = version + strlen(version);
     MHD_get_connection_values(c, MHD_HEADER_KIND, header_count, &s);
+    /* The last line is followed by the empty line: NULs only. */
+    if (s.count > 0 && s.line_end != NULL && !s.bad_layout && s.line_end[1] != '\0')
+        s.bad_layout = true;
+    const char *te = s.transfer_encoding == 1
+                         ? MHD_lookup_connection_value(c, MHD_HEADER_KIND,
+                                                       MHD_HTTP_HEADER_TRANSFER_ENCODING)
+                         : NULL;
+    const char *host = s.host == 1
+                           ? MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_HOST)
+                           : NULL;
     factsd_problem_kind kind = FACTSD_PROBLEM_MALFORMED_REQUEST;
     const char *detail = NULL;
     char too_large[96];
@@ -374,9 +545,25 @@ static bool conn_check_framing(struct conn *k, struct MHD_Connection *c, const c
          * NULs: the version follows the target's terminating NUL directly,
          * unless a NUL byte inside the target cut the string short. */
         detail = "the request target holds a control byte or a malformed %-escape";
+    } else if (!conn_target_normalise(k)) {
+        detail = "the request target is not a path, an http URI or OPTIONS *";
     } else if (s.bytes > HEADERS_MAX_BYTES || s.count > HEADERS_MAX_COUNT) {
         kind = FACTSD_PROBLEM_HEADERS_TOO_LARGE;
         detail = "the request header fields exceed 6144 bytes or 100 fields";
+    } else if (s.bad_name) {
+        detail = "a header field name is not a token";
+    } else if (s.bad_value) {
+        detail = "a header field value holds a control byte";
+    } else if (s.bad_layout) {
+        detail = "a header field line holds a NUL byte or is folded (obs-fold)";
+    } else if (s.transfer_encoding > 1) {
+        detail = "more than one Transfer-Encoding header";
+    } else if (te != NULL && strcasecmp(te, "chunked") != 0) {
+        /* libmicrohttpd decodes exactly "chunked" (it drops leading
+         * whitespace only); anything else it would read until close. */
+        detail = "a Transfer-Encoding other than chunked";
+    } else if (host != NULL && !authority_valid(host, strlen(host), false)) {
+        detail = "the Host header is not a host with an optional port";
     } else if (s.content_length > 1) {
         detail = "more than one Content-Length header";
     } else if (s.content_length > 0 && s.transfer_encoding > 0) {
@@ -406,7 +593,8 @@ static bool conn_check_framing(struct conn *k, struct MHD_Connection *c, const c
 static enum MHD_Result conn_answer_options(struct conn *k, struct MHD_Connection *c,
                                            const char *method)
 {
-    if (!factsd_routes_match(k->target, k->target_len))
+    bool asterisk = k->target_len == 1 && k->target[0] == '*';
+    if (!asterisk && !factsd_routes_match(k->target, k->target_len))
         return conn_problem(k, c, method, FACTSD_PROBLEM_NOT_FOUND,
                             "no resource lives at this path", false);
     const factsd_config *cfg = &k->http->cfg;
@@ -417,13 +605,17 @@ static enum MHD_Result conn_answer_options(struct conn *k, struct MHD_Connection
                                                                 MHD_RESPMEM_PERSISTENT);
     if (resp == NULL)
         return conn_queue(k, c, method, 500, k->http->fallback);
-    const char *allow = factsd_routes_allow(k->target, k->target_len);
+    /* "*" speaks for the server as a whole: what every resource allows. */
+    const char *allow = asterisk ? NULL : factsd_routes_allow(k->target, k->target_len);
+    if (allow == NULL)
+        allow = allow_read;
     bool writes = strcmp(allow, allow_read) != 0;
     bool ok = MHD_add_response_header(resp, "Allow", allow) == MHD_YES &&
               MHD_add_response_header(resp, "Cache-Control", "no-cache") == MHD_YES;
     if (ok && !cfg->cors_any)
         ok = MHD_add_response_header(resp, "Vary", "Origin") == MHD_YES;
-    if (ok && origin != NULL && req_method != NULL && factsd_cors_allowed(cfg, origin)) {
+    if (ok && !asterisk && origin != NULL && req_method != NULL &&
+        factsd_cors_allowed(cfg, origin)) {
         ok = MHD_add_response_header(resp, "Access-Control-Allow-Origin",
                                      cfg->cors_any ? "*" : origin) == MHD_YES &&
              MHD_add_response_header(resp, "Access-Control-Allow-Methods", allow) ==
@@ -786,6 +978,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         return MHD_NO; /* no context: the connection could not be set up */
     if (!k->started) {
         k->started = true;
+        atomic_store(&k->deadline, 0); /* the headers are in */
         if (h->cfg.access_log)
             clock_gettime(CLOCK_MONOTONIC, &k->t0);
         k->method = method_parse(method);
@@ -812,17 +1005,22 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
             k->body[k->body_len] = '\0';
             return MHD_YES;
         }
+        /* No response can be queued before the content is in: drop it,
+         * and answer a too large one with 413 at the end, unless it grows
+         * past DISCARD_MAX. */
         k->discarded += n;
-        if (k->discarded > content_cap(k)) {
-            char detail[96];
-            snprintf(detail, sizeof detail, "request content is not accepted beyond %zu bytes",
-                     content_cap(k));
-            return conn_problem(k, c, method, FACTSD_PROBLEM_CONTENT_TOO_LARGE, detail, true);
-        }
-        return MHD_YES;
+        if (k->discarded > content_cap(k))
+            k->too_large = true;
+        return k->discarded > DISCARD_MAX ? MHD_NO : MHD_YES;
     }
     if (k->answered)
         return MHD_YES;
+    if (k->too_large) {
+        char detail[96];
+        snprintf(detail, sizeof detail, "request content is not accepted beyond %zu bytes",
+                 content_cap(k));
+        return conn_problem(k, c, method, FACTSD_PROBLEM_CONTENT_TOO_LARGE, detail, true);
+    }
     return conn_answer(k, c, method);
 }
 
@@ -871,22 +1069,45 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **req_cls,
     (void)c;
     (void)toe;
     struct conn *k = *req_cls;
-    if (k != NULL)
+    if (k != NULL) {
         conn_request_end(k);
+        conn_deadline_start(k);
+    }
 }
 
 static void on_connection(void *cls, struct MHD_Connection *c, void **socket_context,
                           enum MHD_ConnectionNotificationCode toe)
 {
-    (void)c;
+    factsd_http *h = cls;
     if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
-        struct conn *k = calloc(1, sizeof *k);
-        if (k != NULL)
-            k->http = cls;
+        const union MHD_ConnectionInfo *ci =
+            MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+        struct conn *k = ci != NULL ? calloc(1, sizeof *k) : NULL;
+        if (k != NULL) {
+            k->http = h;
+            k->fd = ci->connect_fd;
+            conn_deadline_start(k);
+            pthread_mutex_lock(&h->conns_lock);
+            k->next = h->conns;
+            if (h->conns != NULL)
+                h->conns->prev = k;
+            h->conns = k;
+            pthread_mutex_unlock(&h->conns_lock);
+        }
         *socket_context = k;
     } else if (toe == MHD_CONNECTION_NOTIFY_CLOSED) {
         struct conn *k = *socket_context;
         if (k != NULL) {
+            /* libmicrohttpd closes the socket after this returns: once
+             * unlinked, the sweeper cannot touch a reused descriptor. */
+            pthread_mutex_lock(&h->conns_lock);
+            if (k->prev != NULL)
+                k->prev->next = k->next;
+            else
+                h->conns = k->next;
+            if (k->next != NULL)
+                k->next->prev = k->prev;
+            pthread_mutex_unlock(&h->conns_lock);
             conn_request_end(k);
             factsd_view_unref(k->view);
             free(k);
@@ -925,6 +1146,10 @@ static void http_free(factsd_http *h)
         shutdown(h->listen_fd, SHUT_RDWR);
         pthread_join(h->acceptor, NULL);
     }
+    if (h->sweeper_running) {
+        atomic_store(&h->stopping, true);
+        pthread_join(h->sweeper, NULL);
+    }
     if (h->listen_fd >= 0)
         close(h->listen_fd);
     if (h->daemon != NULL)
@@ -938,6 +1163,7 @@ static void http_free(factsd_http *h)
         free(h->token);
     }
     pthread_mutex_destroy(&h->writer);
+    pthread_mutex_destroy(&h->conns_lock);
     free(h);
 }
 
@@ -1023,6 +1249,31 @@ static void *acceptor_main(void *arg)
     return NULL;
 }
 
+/* The sweeper thread: a connection whose request line and headers are not
+ * all in by its deadline (cfg.timeout seconds after it opened or its last
+ * response went out) is shut down, however steadily its bytes trickle in
+ * (libmicrohttpd's timeout only measures idleness). Its worker then sees
+ * the end of the stream and closes it. */
+static void *sweeper_main(void *arg)
+{
+    factsd_http *h = arg;
+    struct timespec tick = {0, SWEEP_MS * 1000 * 1000};
+    while (!atomic_load(&h->stopping)) {
+        nanosleep(&tick, NULL);
+        long long now = now_ms();
+        pthread_mutex_lock(&h->conns_lock);
+        for (struct conn *k = h->conns; k != NULL; k = k->next) {
+            long long d = atomic_load(&k->deadline);
+            if (d != 0 && now > d) {
+                shutdown(k->fd, SHUT_RDWR);
+                atomic_store(&k->deadline, 0);
+            }
+        }
+        pthread_mutex_unlock(&h->conns_lock);
+    }
+    return NULL;
+}
+
 factsd_http *factsd_http_start(const factsd_config *cfg, facts_store *store, char *msg,
                                size_t size)
 {
@@ -1050,6 +1301,13 @@ factsd_http *factsd_http_start_writable(const factsd_config *cfg, facts_store *s
         return NULL;
     }
     if (pthread_mutex_init(&h->writer, NULL) != 0) {
+        free(h);
+        snprintf(msg, size, "cannot create a mutex");
+        facts_journal_close(journal);
+        return NULL;
+    }
+    if (pthread_mutex_init(&h->conns_lock, NULL) != 0) {
+        pthread_mutex_destroy(&h->writer);
         free(h);
         snprintf(msg, size, "cannot create a mutex");
         facts_journal_close(journal);
@@ -1126,6 +1384,13 @@ factsd_http *factsd_http_start_writable(const factsd_config *cfg, facts_store *s
         return NULL;
     }
     h->acceptor_running = true;
+    err = pthread_create(&h->sweeper, NULL, sweeper_main, h);
+    if (err != 0) {
+        snprintf(msg, size, "cannot start the sweeper thread: %s", strerror(err));
+        http_free(h);
+        return NULL;
+    }
+    h->sweeper_running = true;
     return h;
 }
 

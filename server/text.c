@@ -43,7 +43,7 @@ bool factsd_text_pct_valid(const char *s, size_t len)
 {
     for (size_t i = 0; i < len; i++) {
         unsigned char c = (unsigned char)s[i];
-        if (c < 0x20 || c == 0x7f)
+        if (c <= 0x20 || c >= 0x7f)
             return false;
         if (c == '%') {
             int hi = i + 2 < len ? hex_value((unsigned char)s[i + 1]) : -1;

@@ -17,8 +17,9 @@
 bool factsd_text_parse_int(const char *s, long long min, long long max, long long *out);
 
 /* Checks that len bytes at s hold only well-formed %-escapes ("%" followed by
- * two hex digits) and no NUL, control (< 0x20) or DEL byte, raw or escaped.
- * Returns true when they do. Never fails otherwise. */
+ * two hex digits) and no NUL, control (< 0x20) or DEL byte, raw or escaped,
+ * nor a raw space or raw byte >= 0x80 (those must come %-escaped). Returns
+ * true when they do. Never fails otherwise. */
 bool factsd_text_pct_valid(const char *s, size_t len);
 
 /* Percent-decodes len bytes at src into dst (room for cap bytes, always

@@ -227,11 +227,15 @@ static bool build_summary(factsd_view *v)
     return v->summary != NULL;
 }
 
-/* Sets obj[key] = value (value reference stolen); false when either is NULL
- * or memory runs out. */
+/* Sets obj[key] = value (value reference stolen, also on failure); false
+ * when either is NULL or memory runs out. */
 static bool put(json_t *obj, const char *key, json_t *value)
 {
-    return obj != NULL && value != NULL && json_object_set_new(obj, key, value) == 0;
+    if (obj == NULL) {
+        json_decref(value);
+        return false;
+    }
+    return value != NULL && json_object_set_new(obj, key, value) == 0;
 }
 
 static json_t *counts_object(const facts_store *store)

@@ -2,7 +2,8 @@
  * http_test.c - end-to-end tests of the factsd executable: starts the real
  * binary on port 0, talks to it with libcurl (and raw sockets for requests a
  * client library will not send), checks every route, filter, pagination,
- * ETag/304, HEAD, CORS, each error class and each hardening rule, records
+ * ETag/304, HEAD, CORS, each error class and each hardening rule (together
+ * with hardening_test.py, which sends the byte-level cases), records
  * every response it receives, and finally has the OpenAPI validator check
  * all recorded responses against the description.
  *
