@@ -336,8 +336,10 @@ typedef enum facts_op {
  *                    another record would be left broken, e.g. still refer
  *                    to a deleted actor (err->source "dataset", pointer into
  *                    the whole dataset, e.g. "/events/3/participants/0/actor")
- *   FACTS_ELIMIT, FACTS_ENOMEM, FACTS_EARG (op or kind out of range, record
- *                    missing or not an object). */
+ *   FACTS_ELIMIT     the collection is full, or the dataset would grow past
+ *                    what a load accepts (16 MiB as facts_store_save writes it)
+ *   FACTS_ENOMEM, FACTS_EARG (op or kind out of range, record missing or not
+ *                    an object). */
 facts_status facts_store_apply(const facts_store *base, facts_op op, facts_kind kind,
                                const char *key, const json_t *record, facts_store **out,
                                const facts_record **rec, facts_error *err);
@@ -391,8 +393,10 @@ facts_status facts_journal_open(const char *path, facts_journal_fn fn, void *ctx
 
 /* Appends one record (payload borrowed, at most FACTS_JOURNAL_RECORD_MAX
  * bytes) and makes it durable with fdatasync before returning FACTS_OK.
- * revision must follow the last record's. On FACTS_ENOSPC (disk full) the
- * file is trimmed back to the last record and later appends may succeed. On
+ * revision must follow the last record's. On FACTS_ENOSPC (disk full, or the
+ * file would grow past FACTS_JOURNAL_MAX: rule "journal-full", nothing is
+ * written) the file is back at the last record and later appends may
+ * succeed. On
  * FACTS_EIO (a write or sync failed) the journal refuses every later append
  * (facts_journal_failed) until reopened. FACTS_ELIMIT, FACTS_EARG, FACTS_ENOMEM
  * leave the file untouched. */
@@ -417,8 +421,8 @@ void facts_journal_close(facts_journal *j);
 
 /* Writes the store's dataset (with its revision) to path atomically and
  * durably (temporary file, fsync, rename, fsync of the folder). Returns
- * FACTS_OK, or FACTS_ENOSPC / FACTS_EIO / FACTS_ENOMEM with the old file
- * untouched. */
+ * FACTS_OK, or FACTS_ENOSPC / FACTS_EIO / FACTS_ENOMEM, or FACTS_ELIMIT for a
+ * dataset too large to be loaded again, with the old file untouched. */
 facts_status facts_store_save(const facts_store *store, const char *path, facts_error *err);
 
 /* -------------------------------------------------------------- history */

@@ -158,6 +158,14 @@ facts_status facts_store_apply_all(const facts_store *base, facts_op op, facts_k
         *n = count;
         return count > 0 ? errs[0].status : classify(&first, prefix, op);
     }
+    /* The state must stay loadable: facts_store_save writes it indented, and
+     * a file past the loader's cap could never be read again. */
+    if (json_dumpb(st->json, NULL, 0, JSON_INDENT(2) | JSON_PRESERVE_ORDER) > FACTS_FILE_MAX) {
+        facts_store_unref(st);
+        facts_error_set(err, FACTS_ELIMIT, "record", 0, 0, "", "limit",
+                        "the dataset would grow past %d bytes", FACTS_FILE_MAX);
+        return FACTS_ELIMIT;
+    }
     *n = 0;
     if (rec) {
         *rec = op == FACTS_OP_DELETE ? NULL

@@ -361,6 +361,13 @@ facts_status facts_journal_append(facts_journal *j, uint64_t revision, const cha
                         "a journal record holds at most %d bytes", FACTS_JOURNAL_RECORD_MAX);
         return FACTS_ELIMIT;
     }
+    if (j->size + FRAME_HEAD + len > FACTS_JOURNAL_MAX) {
+        /* A journal past this size could not be opened again. */
+        facts_error_set(err, FACTS_ENOSPC, j->path, 0, 0, "", "journal-full",
+                        "the journal would grow past %llu bytes: compact it",
+                        (unsigned long long)FACTS_JOURNAL_MAX);
+        return FACTS_ENOSPC;
+    }
     if (j->last_revision && revision != j->last_revision + 1) {
         facts_error_set(err, FACTS_EARG, j->path, 0, 0, "", "argument",
                         "revision %llu does not follow %llu", (unsigned long long)revision,
@@ -455,6 +462,13 @@ facts_status facts_store_save(const facts_store *store, const char *path, facts_
         return FACTS_ENOMEM;
     }
     size_t n = strlen(text);
+    if (n > FACTS_FILE_MAX) {
+        free(text);
+        facts_error_set(err, FACTS_ELIMIT, path, 0, 0, "", "limit",
+                        "the dataset is larger than %d bytes and could not be loaded again",
+                        FACTS_FILE_MAX);
+        return FACTS_ELIMIT;
+    }
     facts_status s = facts_file_replace(path, text, n, err);
     free(text);
     return s;

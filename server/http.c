@@ -789,9 +789,22 @@ static enum MHD_Result conn_journal_failed(struct conn *k, struct MHD_Connection
 {
     factsd_http *h = k->http;
     journal_log("journal", err);
-    if (st == FACTS_ENOSPC && (h->journal == NULL || !facts_journal_failed(h->journal)))
+    bool usable = h->journal == NULL || !facts_journal_failed(h->journal);
+    if (st == FACTS_ENOSPC && usable)
         return conn_problem(k, c, method, FACTSD_PROBLEM_INSUFFICIENT_STORAGE,
-                            "the disk is full: the change was not stored", false);
+                            "no room to store the change (a full disk, or a journal at its "
+                            "size cap: compact it); it was not stored",
+                            false);
+    /* A refusal that wrote nothing leaves the journal sound: only this
+     * change fails. */
+    if (usable && st == FACTS_ELIMIT)
+        return conn_problem(k, c, method, FACTSD_PROBLEM_CONTENT_TOO_LARGE,
+                            "the change is larger than a journal record may be; it was not "
+                            "stored",
+                            true);
+    if (usable && st != FACTS_EIO)
+        return conn_problem(k, c, method, FACTSD_PROBLEM_INTERNAL,
+                            "the change could not be stored", false);
     atomic_store(&h->writes_disabled, true);
     fprintf(stderr, "factsd: writes are disabled until restart; reads go on\n");
     return conn_problem(k, c, method, FACTSD_PROBLEM_INTERNAL,

@@ -492,6 +492,20 @@ def test_read_only(root):
     r = s.request("POST", "/v1/events", event("wt-cap3"))
     check(r.status == 201, f"--max-body 1000: a smaller write passes ({r.status})")
     s.stop()
+    # A body within --max-body whose journal record would exceed the journal's
+    # record cap is refused as too large, and writes stay on.
+    s = Server(d, ["--data", os.path.join(d, "data.json"), "--journal",
+                   os.path.join(d, "big.journal"), "--max-body", "1048576"],
+               env={"FACTSD_TOKEN": TOKEN})
+    big = actor("wt-huge", "Huge")
+    big["aliases"] = [f"{i:02d}" + "a" * 65000 for i in range(16)]
+    big["description"] = "d"
+    big["description"] = "d" * (1048576 - 16 - len(json.dumps(big)))
+    r = s.request("POST", "/v1/actors", big)
+    check(r.status == 413, f"a record too large for the journal gets 413 ({r.status})")
+    r = s.request("POST", "/v1/events", event("wt-after-huge"))
+    check(r.status == 201, f"writes go on after a too-large record ({r.status})")
+    s.stop()
     # compaction needs a file
     s = Server(d, ["--token-file", os.path.join(d, "token")])
     r = s.request("POST", "/v1/admin/compact")

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "check.h"
 #include "facts.h"
@@ -245,6 +246,73 @@ static void test_all_problems(void)
     json_decref(record);
 }
 
+/* A change that would make the dataset too large to load again is refused:
+ * every state a store reaches can be saved and loaded. */
+static void test_size_cap(void)
+{
+    json_t *doc = json_deep_copy(facts_store_json(base));
+    json_t *events = json_object_get(doc, "events");
+    char *summary = malloc(65001);
+    if (!doc || !events || !summary) {
+        CHECK(0);
+        json_decref(doc);
+        free(summary);
+        return;
+    }
+    memset(summary, 's', 65000);
+    summary[65000] = '\0';
+    json_t *tmpl = json_deep_copy(json_array_get(events, 0));
+    json_object_del(tmpl, "id");
+    json_object_del(tmpl, "related_estimates");
+    json_object_set_new(tmpl, "summary", json_string(summary));
+    for (int i = 0; i < 250; i++) {
+        json_t *e = json_deep_copy(tmpl);
+        char slug[32];
+        snprintf(slug, sizeof slug, "big-%d", i);
+        json_object_set_new(e, "slug", json_string(slug));
+        json_array_append_new(events, e);
+    }
+    char *text = json_dumps(doc, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+    facts_store *st = NULL;
+    facts_error err;
+    CHECK(text && facts_store_load_buffer(text, strlen(text), "big", &st, &err) == FACTS_OK);
+    free(text);
+    facts_status s = FACTS_OK;
+    int added = 0;
+    while (st && s == FACTS_OK && added < 40) {
+        json_t *e = json_deep_copy(tmpl);
+        char slug[32];
+        snprintf(slug, sizeof slug, "more-%d", added);
+        json_object_set_new(e, "slug", json_string(slug));
+        facts_store *next = NULL;
+        s = facts_store_apply(st, FACTS_OP_CREATE, FACTS_KIND_EVENT, NULL, e, &next, NULL, &err);
+        json_decref(e);
+        if (s == FACTS_OK) {
+            facts_store_unref(st);
+            st = next;
+            added++;
+        }
+    }
+    CHECK(s == FACTS_ELIMIT && strcmp(err.rule, "limit") == 0 && added < 40);
+    /* The last state accepted saves to a file that loads again. */
+    if (st) {
+        char path[] = "/tmp/factsd-cap-XXXXXX";
+        int fd = mkstemp(path);
+        if (fd >= 0) {
+            close(fd);
+            facts_store *again = NULL;
+            CHECK(facts_store_save(st, path, &err) == FACTS_OK);
+            CHECK(facts_store_load_file(path, &again, &err) == FACTS_OK);
+            facts_store_unref(again);
+            unlink(path);
+        }
+    }
+    facts_store_unref(st);
+    json_decref(tmpl);
+    json_decref(doc);
+    free(summary);
+}
+
 int main(int argc, char **argv)
 {
     if (argc != 2) {
@@ -262,6 +330,7 @@ int main(int argc, char **argv)
     test_replace();
     test_failures();
     test_all_problems();
+    test_size_cap();
     facts_store_unref(base);
     return check_done("test_change");
 }
