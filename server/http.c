@@ -1434,6 +1434,14 @@ bool factsd_http_reload(factsd_http *h, char *msg, size_t size)
         pthread_mutex_unlock(&h->writer);
         return false;
     }
+    if (h->journal == NULL && h->cfg.journal_path[0] != '\0') {
+        /* Without its journal the reload would drop acknowledged writes. */
+        facts_store_unref(store);
+        snprintf(msg, size, "the journal is not open after an earlier failure, the running "
+                            "data stays: restart the server");
+        pthread_mutex_unlock(&h->writer);
+        return false;
+    }
     if (h->journal != NULL && h->cfg.journal_path[0] != '\0') {
         /* Replaying needs the journal read again: close it, reopen it with
          * the replay onto the new store; on failure reopen it as it is. */

@@ -339,24 +339,68 @@ void factsd_change_clear(factsd_change *c)
     memset(c, 0, sizeof *c);
 }
 
-facts_status factsd_change_replay(void *ctx, uint64_t revision, const char *payload, size_t len,
-                                  facts_error *err)
+/* What a replay carries from record to record. */
+typedef struct replay_state {
+    facts_store **store;
+    uint64_t base;    /* the dataset's revision before the replay */
+    json_t *skipped;  /* id -> {"collection","revision","record"|null}: the last
+                         change to each record that the dataset already holds */
+    bool verified;    /* the skipped changes were checked against the store */
+} replay_state;
+
+static facts_status replay_fail(facts_error *err, facts_status st, const char *rule,
+                                const char *text)
 {
-    facts_store **store = ctx;
-    uint64_t have = facts_store_revision(*store);
-    if (revision <= have)
-        return FACTS_OK;
-    if (revision != have + 1) {
-        snprintf(err->text, sizeof err->text,
-                 "journal record of revision %llu does not follow the dataset's revision %llu",
-                 (unsigned long long)revision, (unsigned long long)have);
-        err->status = FACTS_ECORRUPT;
-        snprintf(err->source, sizeof err->source, "journal");
-        err->line = err->column = 0;
-        err->pointer[0] = '\0';
-        snprintf(err->rule, sizeof err->rule, "revision-gap");
-        return FACTS_ECORRUPT;
+    memset(err, 0, sizeof *err);
+    err->status = st;
+    snprintf(err->source, sizeof err->source, "journal");
+    snprintf(err->rule, sizeof err->rule, "%s", rule);
+    snprintf(err->text, sizeof err->text, "%s", text);
+    return st;
+}
+
+/* The dataset may already hold the journal's first records (the state a
+ * compaction saved before it could start a fresh journal). Skipping them is
+ * safe only if the dataset really holds them: the last journalled change to
+ * each record must be what the store has. Anything else - a dataset file
+ * edited or replaced behind the journal's back - would silently drop
+ * acknowledged writes, so it refuses. */
+static facts_status replay_verify(replay_state *rs, facts_error *err)
+{
+    rs->verified = true;
+    const char *id;
+    json_t *eff;
+    json_object_foreach(rs->skipped, id, eff) {
+        facts_kind kind;
+        const json_t *want = json_object_get(eff, "record");
+        if (facts_kind_from_collection(json_string_value(json_object_get(eff, "collection")),
+                                       &kind) != FACTS_OK)
+            return replay_fail(err, FACTS_ECORRUPT, "journal", "not a change this server wrote");
+        const facts_record *have = facts_store_find(*rs->store, kind, id);
+        bool ok = json_is_null(want) ? have == NULL
+                                     : have != NULL &&
+                                           json_equal((json_t *)facts_record_json(have),
+                                                      (json_t *)want);
+        if (!ok) {
+            char text[sizeof err->text];
+            snprintf(text, sizeof text,
+                     "the dataset does not hold the acknowledged change of revision %"
+                     JSON_INTEGER_FORMAT " to %s %s that its revision claims: restore the "
+                     "dataset file or the journal that belong together",
+                     json_integer_value(json_object_get(eff, "revision")),
+                     json_string_value(json_object_get(eff, "collection")), id);
+            return replay_fail(err, FACTS_ECORRUPT, "journal-mismatch", text);
+        }
     }
+    return FACTS_OK;
+}
+
+static facts_status factsd_change_replay(void *ctx, uint64_t revision, const char *payload,
+                                         size_t len, facts_error *err)
+{
+    replay_state *rs = ctx;
+    facts_store **store = rs->store;
+    uint64_t have = facts_store_revision(*store);
     json_error_t jerr;
     json_t *p = json_loadb(payload, len, JSON_REJECT_DUPLICATES, &jerr);
     const char *opname = json_string_value(json_object_get(p, "op"));
@@ -369,17 +413,38 @@ facts_status factsd_change_replay(void *ctx, uint64_t revision, const char *payl
         if (strcmp(opname, op_names[i]) == 0)
             op = i;
     }
-    facts_status st = FACTS_ECORRUPT;
-    facts_store *next = NULL;
-    if (op >= 0 && coll != NULL && key != NULL &&
-        facts_kind_from_collection(coll, &kind) == FACTS_OK) {
-        st = facts_store_apply(*store, (facts_op)op, kind, op == FACTS_OP_CREATE ? NULL : key,
-                               op == FACTS_OP_DELETE ? NULL : record, &next, NULL, err);
-    } else {
-        memset(err, 0, sizeof *err);
-        err->status = FACTS_ECORRUPT;
-        snprintf(err->text, sizeof err->text, "not a change this server wrote");
+    if (op < 0 || coll == NULL || key == NULL ||
+        facts_kind_from_collection(coll, &kind) != FACTS_OK ||
+        (op != FACTS_OP_DELETE && !json_is_object(record))) {
+        json_decref(p);
+        return replay_fail(err, FACTS_ECORRUPT, "journal", "not a change this server wrote");
     }
+    if (revision <= rs->base) {
+        /* Already in the dataset, it says: remember the change, check later. */
+        json_t *eff = json_pack("{s:s,s:I,s:O}", "collection", coll, "revision",
+                                (json_int_t)revision, "record",
+                                op == FACTS_OP_DELETE ? json_null() : (json_t *)record);
+        int rc = eff != NULL ? json_object_set_new(rs->skipped, key, eff) : -1;
+        json_decref(p);
+        return rc == 0 ? FACTS_OK
+                       : replay_fail(err, FACTS_ENOMEM, "memory", "out of memory");
+    }
+    facts_status st;
+    if (!rs->verified && (st = replay_verify(rs, err)) != FACTS_OK) {
+        json_decref(p);
+        return st;
+    }
+    if (revision != have + 1) {
+        char text[sizeof err->text];
+        snprintf(text, sizeof text,
+                 "journal record of revision %llu does not follow the dataset's revision %llu",
+                 (unsigned long long)revision, (unsigned long long)have);
+        json_decref(p);
+        return replay_fail(err, FACTS_ECORRUPT, "revision-gap", text);
+    }
+    facts_store *next = NULL;
+    st = facts_store_apply(*store, (facts_op)op, kind, op == FACTS_OP_CREATE ? NULL : key,
+                           op == FACTS_OP_DELETE ? NULL : record, &next, NULL, err);
     json_decref(p);
     if (st != FACTS_OK) {
         char why[sizeof err->text];
@@ -398,7 +463,13 @@ facts_status factsd_journal_open_replay(const char *path, facts_store **store,
                                         facts_error *err)
 {
     facts_journal *j = NULL;
-    facts_status st = facts_journal_open(path, factsd_change_replay, store, &j, report, err);
+    replay_state rs = {store, facts_store_revision(*store), json_object(), false};
+    if (rs.skipped == NULL)
+        return replay_fail(err, FACTS_ENOMEM, "memory", "out of memory");
+    facts_status st = facts_journal_open(path, factsd_change_replay, &rs, &j, report, err);
+    if (st == FACTS_OK && !rs.verified && (st = replay_verify(&rs, err)) != FACTS_OK)
+        facts_journal_close(j);
+    json_decref(rs.skipped);
     if (st != FACTS_OK)
         return st;
     uint64_t last = facts_journal_revision(j);

@@ -60,18 +60,13 @@ void factsd_change_prepare(const factsd_view *v, factsd_write_op op, facts_kind 
 /* Releases what *c owns and zeroes it. NULL is a no-op. */
 void factsd_change_clear(factsd_change *c);
 
-/* A facts_journal_fn replaying one payload written by this module onto the
- * store *(facts_store **)ctx, replacing it (the old one is unreferenced) with
- * the next. Records whose revision is not above the store's are skipped (they
- * are already in the dataset); a revision that is not the store's next is a
- * gap: FACTS_ECORRUPT. A payload that does not parse or apply fails with the
- * core's status, err naming the revision. */
-facts_status factsd_change_replay(void *ctx, uint64_t revision, const char *payload, size_t len,
-                                  facts_error *err);
-
 /* Opens the journal at path (creating it when absent) and replays it onto
- * *store with factsd_change_replay, so *store becomes the dataset with every
- * journalled change applied. Afterwards the journal's last revision must be
+ * *store, so *store becomes the dataset with every journalled change applied.
+ * Records whose revision is not above the dataset's are taken as already in
+ * it - and checked: the last of them to touch each record must match the
+ * store, else FACTS_ECORRUPT (rule "journal-mismatch"), because skipping
+ * them would drop acknowledged writes. A record that is not the store's next
+ * revision is a gap (FACTS_ECORRUPT, rule "revision-gap"). Afterwards the journal's last revision must be
  * the store's (or the journal empty), so the next append follows it. Sets
  * *out; report (may be NULL) as facts_journal_open. On failure *out is
  * untouched, the journal closed, *store may already hold some replayed

@@ -593,6 +593,52 @@ def test_durability(root):
     s = Server(d, std_args(d))
     check(s.get("/v1/events/wt-after-reload").status == 200, "and are durable")
     s.stop()
+    test_journal_matches_dataset(root)
+
+
+def test_journal_matches_dataset(root):
+    """A dataset file that claims a revision must hold the journal's changes up
+    to it; otherwise skipping them would drop acknowledged writes."""
+    d = setup_dir(root, "mismatch")
+    data_path, journal_path = os.path.join(d, "data.json"), os.path.join(d, "journal")
+    s = Server(d, std_args(d))
+    base = s.revision()
+    s.request("POST", "/v1/events", event("wt-acked-a"))
+    s.request("POST", "/v1/events", event("wt-acked-b"))
+    s.stop()
+    original = open(data_path).read()
+    kept_journal = open(journal_path, "rb").read()
+    # An edited file that claims revisions it does not hold: refused, at start
+    # and on SIGHUP, whether the journal goes on past it or not.
+    for claimed in (base + 1, base + 2):
+        edited = json.loads(original)
+        edited["revision"] = claimed
+        write_file(data_path, json.dumps(edited))
+        s = Server(d, std_args(d), expect_start=False)
+        check(not s.started and "journal-mismatch" in s.stderr(),
+              f"a dataset claiming revision {claimed} without the writes is refused")
+    write_file(data_path, original)
+    s = Server(d, std_args(d))
+    edited = json.loads(original)
+    edited["revision"] = base + 1
+    write_file(data_path, json.dumps(edited))
+    s.proc.send_signal(signal.SIGHUP)
+    time.sleep(0.5)
+    check("reload failed" in s.stderr() and s.get("/v1/events/wt-acked-a").status == 200,
+          "a reload of such a file is refused and the running data stays")
+    # The state compaction saves, with the old journal still there (a crash
+    # between saving and starting a fresh journal): it holds the writes.
+    write_file(data_path, original)
+    r = s.request("POST", "/v1/admin/compact")
+    check(r.status == 200, f"compaction ({r.status})")
+    s.stop()
+    with open(journal_path, "wb") as f:
+        f.write(kept_journal)
+    s = Server(d, std_args(d))
+    check(s.get("/v1/events/wt-acked-a").status == 200 and
+          s.get("/v1/events/wt-acked-b").status == 200 and s.revision() == base + 2,
+          "a saved state with the journal it came from starts with every write")
+    s.stop()
 
 
 def journal_frames(path):
