@@ -119,6 +119,9 @@ static char *token_load(const factsd_config *cfg, bool *failed)
         fprintf(stderr, "factsd: %s\n", msg);
         *failed = true;
     }
+    /* The process keeps its own copy: the environment (readable in
+     * /proc/PID/environ, inherited by children) need not. */
+    unsetenv("FACTSD_TOKEN");
     return token;
 }
 

@@ -53,8 +53,13 @@ bool factsd_write_if_match(const char *if_match, const char *etag)
             p++;
         if (*p == '\0')
             break;
-        if (*p == '*')
-            return true;
+        if (*p == '*') {
+            /* "*" stands alone (RFC 9110): anything around it is no match. */
+            const char *q = p + 1;
+            while (*q == ' ' || *q == '\t')
+                q++;
+            return p == if_match + strspn(if_match, " \t") && *q == '\0';
+        }
         bool weak = p[0] == 'W' && p[1] == '/';
         if (weak)
             p += 2;

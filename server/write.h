@@ -16,7 +16,9 @@
 #include <stdint.h>
 
 enum {
-    FACTSD_WRITE_DEPTH_MAX = 32,  /* nesting of arrays and objects in a body */
+    FACTSD_WRITE_DEPTH_MAX = 30,  /* nesting of arrays and objects in a body:
+                                     a record sits 2 levels deep in a dataset,
+                                     whose cap is 32 */
     FACTSD_WRITE_ERRORS_MAX = 32, /* problems listed in one 422 */
     FACTSD_WRITE_ETAG_LEN = 32    /* bytes of an ETag, quotes and NUL included */
 };

@@ -344,10 +344,17 @@ def test_create_read_update_delete(s):
     deep = b'{"slug":"zq-sentinel","x":' + b"[" * 40 + b"]" * 40 + b"}"
     r = s.request("POST", "/v1/events", deep)
     check(r.status == 400 and b"zq-sentinel" not in r.body,
-          f"nesting over 32: 400, not echoed ({r.status})")
-    ok_depth = b'{"x":' + b"[" * 31 + b"]" * 31 + b"}"
+          f"nesting over 30: 400, not echoed ({r.status})")
+    too_deep = b'{"x":' + b"[" * 30 + b"]" * 30 + b"}"
+    r = s.request("POST", "/v1/events", too_deep)
+    check(r.status == 400, f"nesting of 31: 400 ({r.status})")
+    ok_depth = b'{"x":' + b"[" * 29 + b"]" * 29 + b"}"
     r = s.request("POST", "/v1/events", ok_depth)
-    check(r.status == 422, f"nesting of 32 parses (then fails validation): 422 ({r.status})")
+    check(r.status == 422 and r.json()["errors"][0]["rule"] != "limit",
+          f"nesting of 30 parses and is judged on its content: 422 ({r.status})")
+    r = s.request("PUT", "/v1/events/shoigu-visit-pyongyang", event("shoigu-visit-pyongyang"),
+                  headers={"If-Match": '*, "x"'})
+    check(r.status == 412, f"If-Match: * must stand alone ({r.status})")
     check(s.revision() == rev, "refused writes leave the revision alone")
 
     # DELETE
