@@ -11,18 +11,9 @@
 #include <string.h>
 
 #include "check.h"
+#include "failing_alloc.h"
 #include "facts.h"
 
-static long countdown = -1; /* fail when it reaches 0; -1 = never */
-static long calls;
-
-static void *failing_malloc(size_t n)
-{
-    calls++;
-    if (countdown >= 0 && countdown-- == 0)
-        return NULL;
-    return malloc(n);
-}
 
 int main(int argc, char **argv)
 {
@@ -36,18 +27,18 @@ int main(int argc, char **argv)
     snprintf(path, sizeof path, "%s/valid/minimal.json", argv[1]);
     facts_store *ref = NULL;
     facts_error err;
-    calls = 0;
+    failing_calls = 0;
     CHECK(facts_store_load_file(path, &ref, &err) == FACTS_OK);
-    long total = calls;
+    long total = failing_calls;
     CHECK(ref && total > 50);
     if (!ref)
         return check_done("test_oom");
     int bad = 0, enomem = 0;
     for (long n = 0; n < total; n++) {
-        countdown = n;
+        failing_countdown = n;
         facts_store *st = (facts_store *)(uintptr_t)0x1;
         facts_status s = facts_store_load_file(path, &st, &err);
-        countdown = -1;
+        failing_countdown = -1;
         if (s == FACTS_ENOMEM && st == (facts_store *)(uintptr_t)0x1 && err.status == s) {
             enomem++;
         } else if (s == FACTS_OK && json_equal((json_t *)facts_store_json(st),

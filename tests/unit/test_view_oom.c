@@ -10,22 +10,13 @@
 #include <stdlib.h>
 
 #include "check.h"
+#include "failing_alloc.h"
 #include "config.h"
 #include "facts.h"
 #include "view.h"
 
 static const char openapi[] = "{\"openapi\":\"3.1.0\"}";
 
-static long countdown = -1; /* fail when it reaches 0; -1 = never */
-static long calls;
-
-static void *failing_malloc(size_t n)
-{
-    calls++;
-    if (countdown >= 0 && countdown-- == 0)
-        return NULL;
-    return malloc(n);
-}
 
 int main(int argc, char **argv)
 {
@@ -45,16 +36,16 @@ int main(int argc, char **argv)
     factsd_config cfg;
     factsd_config_init(&cfg);
     char msg[256];
-    calls = 0;
+    failing_calls = 0;
     factsd_view *v = factsd_view_new(store, openapi, sizeof openapi - 1, &cfg, msg, sizeof msg);
-    long total = calls;
+    long total = failing_calls;
     CHECK(v != NULL && total > 20);
     factsd_view_unref(v);
     int nulls = 0;
     for (long n = 0; n < total; n++) {
-        countdown = n;
+        failing_countdown = n;
         v = factsd_view_new(store, openapi, sizeof openapi - 1, &cfg, msg, sizeof msg);
-        countdown = -1;
+        failing_countdown = -1;
         if (v == NULL)
             nulls++;
         factsd_view_unref(v);
