@@ -31,6 +31,8 @@ static const char usage_text[] =
     "  --token-file FILE           the write token (mode 600 or stricter); or set\n"
     "                              FACTSD_TOKEN; without a token the API is read-only\n"
     "  --max-body BYTES            request content a write may carry (default 65536)\n"
+    "  --history N                 changes kept for /v1/changes (default 10000)\n"
+    "  --max-waiters N             long-polls of /v1/changes held at once (default 10000)\n"
     "  --compact                   save the dataset with the journal applied to --data\n"
     "                              (atomically), start an empty journal, and exit\n"
     "  --help                      print this help and exit\n"
@@ -39,8 +41,8 @@ static const char usage_text[] =
     "FACTSD_THREADS, FACTSD_CORS_ORIGIN, FACTSD_MAX_CONNECTIONS,\n"
     "FACTSD_MAX_CONNECTIONS_PER_IP, FACTSD_TIMEOUT, FACTSD_BACKLOG,\n"
     "FACTSD_ACCESS_LOG (on or off), FACTSD_JOURNAL, FACTSD_TOKEN_FILE,\n"
-    "FACTSD_MAX_BODY. Flags win over the environment. SIGHUP re-reads --data\n"
-    "and applies the journal on top.\n";
+    "FACTSD_MAX_BODY, FACTSD_HISTORY, FACTSD_MAX_WAITERS. Flags win over the\n"
+    "environment. SIGHUP re-reads --data and applies the journal on top.\n";
 
 const char *factsd_config_usage(void)
 {
@@ -65,6 +67,8 @@ void factsd_config_init(factsd_config *cfg)
     cfg->backlog = 512;
     cfg->access_log = false;
     cfg->max_body = FACTSD_CONFIG_BODY_DEFAULT;
+    cfg->history = FACTSD_CONFIG_HISTORY_DEFAULT;
+    cfg->max_waiters = FACTSD_CONFIG_WAITERS_DEFAULT;
 }
 
 bool factsd_config_set_listen(factsd_config *cfg, const char *value, char *msg, size_t size)
@@ -203,7 +207,9 @@ enum option_id {
     OPT_ACCESS_LOG,
     OPT_JOURNAL,
     OPT_TOKEN_FILE,
-    OPT_MAX_BODY
+    OPT_MAX_BODY,
+    OPT_HISTORY,
+    OPT_MAX_WAITERS
 };
 
 struct option_spec {
@@ -225,6 +231,8 @@ static const struct option_spec options[] = {
     {OPT_JOURNAL, "--journal", "FACTSD_JOURNAL"},
     {OPT_TOKEN_FILE, "--token-file", "FACTSD_TOKEN_FILE"},
     {OPT_MAX_BODY, "--max-body", "FACTSD_MAX_BODY"},
+    {OPT_HISTORY, "--history", "FACTSD_HISTORY"},
+    {OPT_MAX_WAITERS, "--max-waiters", "FACTSD_MAX_WAITERS"},
 };
 
 /* Copies a file name option value into field (cap bytes). */
@@ -258,6 +266,15 @@ static bool option_apply(factsd_config *cfg, enum option_id id, const char *valu
         cfg->max_body = v;
         return true;
     }
+    case OPT_HISTORY: {
+        unsigned v;
+        if (!set_unsigned(&v, value, 1, FACTSD_CONFIG_HISTORY_MAX, msg, size))
+            return false;
+        cfg->history = v;
+        return true;
+    }
+    case OPT_MAX_WAITERS:
+        return set_unsigned(&cfg->max_waiters, value, 1, FACTSD_CONFIG_WAITERS_MAX, msg, size);
     case OPT_THREADS:
         return set_unsigned(&cfg->threads, value, 1, FACTSD_CONFIG_THREADS_MAX, msg, size);
     case OPT_CORS:

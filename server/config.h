@@ -17,7 +17,11 @@ enum {
     FACTSD_CONFIG_THREADS_MAX = 256,
     FACTSD_CONFIG_CONNECTIONS_MAX = 100000,
     FACTSD_CONFIG_BODY_DEFAULT = 64 * 1024, /* default --max-body */
-    FACTSD_CONFIG_BODY_MAX = 1024 * 1024    /* largest --max-body */
+    FACTSD_CONFIG_BODY_MAX = 1024 * 1024,   /* largest --max-body */
+    FACTSD_CONFIG_HISTORY_DEFAULT = 10000,  /* default --history */
+    FACTSD_CONFIG_HISTORY_MAX = 1000000,    /* largest --history */
+    FACTSD_CONFIG_WAITERS_DEFAULT = 10000,  /* default --max-waiters */
+    FACTSD_CONFIG_WAITERS_MAX = 1000000     /* largest --max-waiters */
 };
 
 /* A complete server configuration. A plain value: copy it freely. Fill it
@@ -39,6 +43,8 @@ typedef struct factsd_config {
     char token_path[FACTSD_CONFIG_PATH_LEN];   /* "" = token from FACTSD_TOKEN, if set */
     size_t max_body;                   /* bytes of a write's request content */
     bool compact;                      /* --compact: compact and exit */
+    size_t history;                    /* changes kept for /v1/changes */
+    unsigned max_waiters;              /* long-polls held at once */
 } factsd_config;
 
 /* The outcome of factsd_config_parse. */
@@ -52,7 +58,8 @@ typedef enum factsd_config_result {
 /* Fills cfg with the defaults: 127.0.0.1:8080, one thread per CPU, the
  * embedded dataset, CORS for any origin, 1024 connections, 64 per address,
  * a 15-second timeout, a backlog of 512, no access log, no journal, no token
- * file, 64 KiB request content for writes. Never fails. */
+ * file, 64 KiB request content for writes, 10000 changes of history and
+ * 10000 waiting long-polls. Never fails. */
 void factsd_config_init(factsd_config *cfg);
 
 /* Applies the flags in argv[1..argc-1] to cfg, then the FACTSD_* environment

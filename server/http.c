@@ -19,6 +19,7 @@
 #include "http.h"
 
 #include "auth.h"
+#include "feed.h"
 #include "openapi.h"
 #include "problem.h"
 #include "render.h"
@@ -111,6 +112,17 @@ struct factsd_http {
     struct conn *conns;            /* open connections, for the sweeper */
     pthread_t sweeper;
     bool sweeper_running;
+    /* The change feed. feed_lock guards the history pointer (replaced when
+     * its sequence must restart), the waiter list and feed_closed; the
+     * history is appended under writer and feed_lock together, so a
+     * long-poll that finds nothing newer and suspends under feed_lock is
+     * always woken by the next append. */
+    pthread_mutex_t feed_lock;
+    bool feed_lock_ready;
+    facts_history *history;
+    struct conn *waiters;          /* suspended long-polls */
+    size_t nwaiters;
+    bool feed_closed;              /* stopping: no more waiting */
     uint16_t port;
     char url[URL_LEN];
 };
@@ -147,6 +159,11 @@ struct conn {
     int fd;                     /* the connection's socket */
     atomic_llong deadline;      /* ms (CLOCK_MONOTONIC) by which the next
                                    request's headers must be in; 0: none */
+    struct MHD_Connection *mhd; /* set while the request is suspended */
+    bool waiting;               /* in http->waiters, suspended (feed_lock) */
+    bool waited;                /* the request was suspended once: answer */
+    long long wait_deadline;    /* ms (CLOCK_MONOTONIC) its wait ends */
+    struct conn *wprev, *wnext; /* in http->waiters */
     struct conn *prev, *next;   /* in http->conns */
     char inline_target[TARGET_INLINE];
 };
@@ -219,6 +236,7 @@ static void conn_request_end(struct conn *k)
     k->discarded = 0;
     k->writing = false;
     k->refused = false;
+    k->waited = false;
     free(k->body);
     k->body = NULL;
     k->body_len = k->body_cap = 0;
@@ -863,6 +881,153 @@ static enum MHD_Result conn_compact(struct conn *k, struct MHD_Connection *c, co
     return conn_send(k, c, method, 200, k->own, &opts);
 }
 
+/* ----------------------------------------------------------------- feed */
+
+/* Resumes every waiting long-poll (all) or those whose wait has ended by
+ * now; each is answered when libmicrohttpd calls the handler again. The
+ * caller holds h->feed_lock. */
+static void feed_wake_locked(factsd_http *h, bool all, long long now)
+{
+    struct conn *k = h->waiters;
+    while (k != NULL) {
+        struct conn *next = k->wnext;
+        if (all || k->wait_deadline <= now) {
+            if (k->wprev != NULL)
+                k->wprev->wnext = k->wnext;
+            else
+                h->waiters = k->wnext;
+            if (k->wnext != NULL)
+                k->wnext->wprev = k->wprev;
+            k->wprev = k->wnext = NULL;
+            k->waiting = false;
+            h->nwaiters--;
+            MHD_resume_connection(k->mhd);
+            k->mhd = NULL;
+        }
+        k = next;
+    }
+}
+
+/* Records the change that made revision in the history and wakes every
+ * waiting long-poll; the caller holds h->writer, right after publishing.
+ * entry (a new reference, or NULL when memory ran out building it) is
+ * consumed. When the entry cannot be appended (no memory, or revision does
+ * not follow the latest, as after a reload to another revision), the
+ * history restarts just before revision, so that clients behind it are sent
+ * to reload rather than miss the change. */
+static void feed_record(factsd_http *h, uint64_t revision, json_t *entry)
+{
+    pthread_mutex_lock(&h->feed_lock);
+    facts_error err;
+    facts_status st = FACTS_ENOMEM;
+    if (entry != NULL && facts_history_latest(h->history) + 1 == revision) {
+        st = facts_history_append(h->history, revision, json_incref(entry), &err);
+    }
+    if (st != FACTS_OK) {
+        facts_history *fresh = facts_history_new(h->cfg.history, revision - 1);
+        if (fresh != NULL) {
+            facts_history_free(h->history);
+            h->history = fresh;
+            if (entry == NULL ||
+                facts_history_append(h->history, revision, json_incref(entry), &err) != FACTS_OK)
+                fprintf(stderr, "factsd: the change feed lost revision %llu (out of memory)\n",
+                        (unsigned long long)revision);
+        } else {
+            fprintf(stderr, "factsd: the change feed cannot restart (out of memory)\n");
+        }
+    }
+    json_decref(entry);
+    feed_wake_locked(h, true, 0);
+    pthread_mutex_unlock(&h->feed_lock);
+}
+
+/* Answers GET or HEAD /v1/changes: the changes after since, or, with wait
+ * and nothing newer, suspends the request until a change or the wait's end
+ * (the handler is called again after the resume and answers then). */
+static enum MHD_Result conn_changes(struct conn *k, struct MHD_Connection *c,
+                                    const char *method)
+{
+    factsd_http *h = k->http;
+    const char *q = memchr(k->target, '?', k->target_len);
+    size_t qlen = q != NULL ? k->target_len - (size_t)(q - k->target) - 1 : 0;
+    factsd_feed_query fq;
+    factsd_problem_param bad[8];
+    size_t nbad = factsd_feed_query_parse(q != NULL ? q + 1 : "", qlen, &fq, bad, 8);
+    factsd_reply_opts opts = {
+        .origin = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Origin"),
+    };
+    if (nbad > 0) {
+        factsd_repr_free(k->own);
+        k->own = factsd_problem_new(FACTSD_PROBLEM_INVALID_PARAMETERS,
+                                    nbad == 1 ? "a query parameter is not valid here"
+                                              : "some query parameters are not valid here",
+                                    bad, nbad < 8 ? nbad : 8);
+        return conn_send(k, c, method, 400, k->own, &opts);
+    }
+    facts_history_entry *ents[FACTSD_FEED_LIMIT_MAX];
+    size_t n = 0;
+    uint64_t latest = 0, oldest = 0;
+    pthread_mutex_lock(&h->feed_lock);
+    facts_status st =
+        facts_history_since(h->history, fq.since, fq.limit, ents, &n, &latest, &oldest);
+    if (st == FACTS_OK && n == 0 && fq.wait > 0 && !k->waited && !h->feed_closed) {
+        if (h->nwaiters >= h->cfg.max_waiters) {
+            pthread_mutex_unlock(&h->feed_lock);
+            factsd_repr_free(k->own);
+            k->own = factsd_problem_new(FACTSD_PROBLEM_UNAVAILABLE,
+                                        "too many requests are waiting for changes: retry "
+                                        "shortly",
+                                        NULL, 0);
+            opts.retry_after = "1";
+            return conn_send(k, c, method, 503, k->own, &opts);
+        }
+        k->waiting = true;
+        k->waited = true;
+        k->mhd = c;
+        k->wait_deadline = now_ms() + (long long)fq.wait * 1000;
+        k->wprev = NULL;
+        k->wnext = h->waiters;
+        if (h->waiters != NULL)
+            h->waiters->wprev = k;
+        h->waiters = k;
+        h->nwaiters++;
+        MHD_suspend_connection(c);
+        pthread_mutex_unlock(&h->feed_lock);
+        return MHD_YES;
+    }
+    pthread_mutex_unlock(&h->feed_lock);
+    factsd_repr_free(k->own);
+    k->own = NULL;
+    if (st == FACTS_EGONE) {
+        char detail[320];
+        if (fq.since > latest)
+            snprintf(detail, sizeof detail,
+                     "revision %llu is newer than the latest, %llu: reload the collections "
+                     "and continue from the revision they report",
+                     (unsigned long long)fq.since, (unsigned long long)latest);
+        else
+            snprintf(detail, sizeof detail,
+                     "the changes after revision %llu are no longer kept (the history starts "
+                     "after revision %llu): reload the collections and continue from the "
+                     "revision they report",
+                     (unsigned long long)fq.since, (unsigned long long)oldest);
+        json_t *extra = json_object();
+        if (extra != NULL &&
+            json_object_set_new(extra, "revision", json_integer((json_int_t)latest)) == 0)
+            k->own = factsd_problem_new_ext(FACTSD_PROBLEM_GONE, detail, extra);
+        else
+            json_decref(extra);
+        return conn_send(k, c, method, 410, k->own, &opts);
+    }
+    if (st == FACTS_OK) {
+        uint64_t next = n > 0 ? facts_history_entry_revision(ents[n - 1]) : fq.since;
+        k->own = factsd_feed_render(ents, n, latest, next);
+        for (size_t i = 0; i < n; i++)
+            facts_history_entry_unref(ents[i]);
+    }
+    return conn_send(k, c, method, 200, k->own, &opts);
+}
+
 /* Runs an accepted write with its complete content: prepare the change,
  * render the next view, append to the journal (durable), publish, answer. */
 static enum MHD_Result conn_write_run(struct conn *k, struct MHD_Connection *c,
@@ -924,13 +1089,33 @@ static enum MHD_Result conn_write_run(struct conn *k, struct MHD_Connection *c,
             return rc;
         }
     }
+    factsd_view *prev = factsd_view_ref(cur); /* the deleted record's slug */
     http_view_swap(h, factsd_view_ref(next));
     factsd_view_unref(k->view);
     k->view = next; /* the connection's reference */
     k->view_generation = atomic_load(&h->view_generation);
-    pthread_mutex_unlock(&h->writer);
-
     const factsd_repr *item = ch.rec != NULL ? factsd_view_item(next, ch.rec) : NULL;
+    uint64_t revision = facts_store_revision(ch.next);
+    const char *collection = facts_kind_collection(k->kind);
+    json_t *entry;
+    if (op == FACTSD_WRITE_DELETE) {
+        const facts_record *gone = facts_store_find(factsd_view_store(prev), k->kind, ch.id);
+        entry = factsd_feed_entry_new(revision, "delete", collection, ch.id,
+                                      gone != NULL ? facts_record_slug(gone) : NULL, NULL, 0);
+    } else {
+        size_t blen = 0;
+        const char *body = item != NULL ? factsd_repr_body(item, &blen) : NULL;
+        entry = body != NULL ? factsd_feed_entry_new(revision,
+                                                     op == FACTSD_WRITE_CREATE ? "create"
+                                                                               : "update",
+                                                     collection, ch.id,
+                                                     facts_record_slug(ch.rec), body, blen)
+                             : NULL;
+    }
+    feed_record(h, revision, entry);
+    pthread_mutex_unlock(&h->writer);
+    factsd_view_unref(prev);
+
     char location[FACTSD_TARGET_MAX];
     snprintf(location, sizeof location, "/v1/%s/%s", facts_kind_collection(k->kind), ch.id);
     factsd_change_clear(&ch);
@@ -946,6 +1131,9 @@ static enum MHD_Result conn_write_run(struct conn *k, struct MHD_Connection *c,
 
 static enum MHD_Result conn_answer(struct conn *k, struct MHD_Connection *c, const char *method)
 {
+    if ((k->method == METHOD_GET || k->method == METHOD_HEAD) &&
+        factsd_routes_is_changes(k->target, k->target_len))
+        return conn_changes(k, c, method);
     if (k->method == METHOD_OPTIONS)
         return conn_answer_options(k, c, method);
     if (k->method == METHOD_OTHER) {
@@ -1110,6 +1298,21 @@ static void on_connection(void *cls, struct MHD_Connection *c, void **socket_con
         *socket_context = k;
     } else if (toe == MHD_CONNECTION_NOTIFY_CLOSED) {
         struct conn *k = *socket_context;
+        if (k != NULL && k->waiting) {
+            /* Closed while suspended (only when the daemon stops). */
+            pthread_mutex_lock(&h->feed_lock);
+            if (k->waiting) {
+                if (k->wprev != NULL)
+                    k->wprev->wnext = k->wnext;
+                else
+                    h->waiters = k->wnext;
+                if (k->wnext != NULL)
+                    k->wnext->wprev = k->wprev;
+                k->waiting = false;
+                h->nwaiters--;
+            }
+            pthread_mutex_unlock(&h->feed_lock);
+        }
         if (k != NULL) {
             /* libmicrohttpd closes the socket after this returns: once
              * unlinked, the sweeper cannot touch a reused descriptor. */
@@ -1151,6 +1354,18 @@ static void on_log(void *cls, const char *fmt, va_list ap)
 
 /* -------------------------------------------------------------- public */
 
+/* Ends every long-poll and lets no new one wait: each held request is
+ * resumed and answered with what is there (usually nothing). */
+static void feed_close(factsd_http *h)
+{
+    if (!h->feed_lock_ready)
+        return;
+    pthread_mutex_lock(&h->feed_lock);
+    h->feed_closed = true;
+    feed_wake_locked(h, true, 0);
+    pthread_mutex_unlock(&h->feed_lock);
+}
+
 /* Stops what runs (acceptor, daemon) and frees everything. */
 static void http_free(factsd_http *h)
 {
@@ -1165,8 +1380,10 @@ static void http_free(factsd_http *h)
     }
     if (h->listen_fd >= 0)
         close(h->listen_fd);
+    feed_close(h);
     if (h->daemon != NULL)
         MHD_stop_daemon(h->daemon);
+    facts_history_free(h->history);
     if (h->fallback != NULL)
         MHD_destroy_response(h->fallback);
     factsd_view_unref(atomic_load(&h->view));
@@ -1177,6 +1394,8 @@ static void http_free(factsd_http *h)
     }
     pthread_mutex_destroy(&h->writer);
     pthread_mutex_destroy(&h->conns_lock);
+    if (h->feed_lock_ready)
+        pthread_mutex_destroy(&h->feed_lock);
     free(h);
 }
 
@@ -1283,6 +1502,10 @@ static void *sweeper_main(void *arg)
             }
         }
         pthread_mutex_unlock(&h->conns_lock);
+        /* Suspended long-polls never time out by themselves. */
+        pthread_mutex_lock(&h->feed_lock);
+        feed_wake_locked(h, false, now);
+        pthread_mutex_unlock(&h->feed_lock);
     }
     return NULL;
 }
@@ -1328,6 +1551,19 @@ factsd_http *factsd_http_start_writable(const factsd_config *cfg, facts_store *s
     }
     h->cfg = *cfg;
     h->journal = journal;
+    if (pthread_mutex_init(&h->feed_lock, NULL) != 0) {
+        snprintf(msg, size, "cannot create a mutex");
+        http_free(h);
+        return NULL;
+    }
+    h->feed_lock_ready = true;
+    h->history = facts_history_new(cfg->history, facts_store_revision(store));
+    if (h->history == NULL) {
+        snprintf(msg, size, "cannot keep a history of %zu changes (1 to %d, memory)",
+                 cfg->history, FACTS_HISTORY_MAX);
+        http_free(h);
+        return NULL;
+    }
     atomic_init(&h->readers, 0);
     atomic_init(&h->writes_disabled, false);
     atomic_init(&h->view, NULL);
@@ -1364,7 +1600,8 @@ factsd_http *factsd_http_start_writable(const factsd_config *cfg, facts_store *s
      * thread), and poll does not. ITC lets the acceptor wake a worker for
      * each new connection; TURBO saves syscalls (no shutdown before close). */
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL | MHD_USE_ITC |
-                     MHD_USE_TURBO | MHD_USE_NO_LISTEN_SOCKET | MHD_USE_ERROR_LOG;
+                     MHD_USE_TURBO | MHD_USE_NO_LISTEN_SOCKET | MHD_USE_ERROR_LOG |
+                     MHD_ALLOW_SUSPEND_RESUME;
     struct MHD_OptionItem pool[] = {
         {cfg->threads > 1 ? MHD_OPTION_THREAD_POOL_SIZE : MHD_OPTION_END,
          (intptr_t)cfg->threads, NULL},
@@ -1467,12 +1704,15 @@ bool factsd_http_reload(factsd_http *h, char *msg, size_t size)
     }
     factsd_view *next = factsd_view_new(store, (const char *)factsd_openapi_json,
                                         factsd_openapi_json_len, &h->cfg, msg, size);
+    uint64_t revision = facts_store_revision(store);
     facts_store_unref(store);
     if (next == NULL) {
         pthread_mutex_unlock(&h->writer);
         return false;
     }
     http_view_swap(h, next);
+    feed_record(h, revision,
+                factsd_feed_entry_new(revision, "reload", NULL, NULL, NULL, NULL, 0));
     pthread_mutex_unlock(&h->writer);
     return true;
 }
@@ -1500,6 +1740,7 @@ void factsd_http_stop(factsd_http *h, unsigned grace_ms)
     h->acceptor_running = false;
     close(h->listen_fd);
     h->listen_fd = -1;
+    feed_close(h);
     struct timespec tick = {0, 10 * 1000 * 1000};
     for (unsigned waited = 0; atomic_load(&h->in_flight) > 0 && waited < grace_ms; waited += 10)
         nanosleep(&tick, NULL);

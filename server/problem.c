@@ -47,6 +47,9 @@ static const struct problem_info problem_table[FACTSD_PROBLEM_KIND_COUNT] = {
                                         "Writes disabled"},
     [FACTSD_PROBLEM_INSUFFICIENT_STORAGE] = {507, "urn:factsd:problem:insufficient-storage",
                                              "Insufficient storage"},
+    [FACTSD_PROBLEM_GONE] = {410, "urn:factsd:problem:gone", "Gone"},
+    [FACTSD_PROBLEM_UNAVAILABLE] = {503, "urn:factsd:problem:unavailable",
+                                    "Service unavailable"},
 };
 
 unsigned factsd_problem_status(factsd_problem_kind kind)

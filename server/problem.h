@@ -35,6 +35,8 @@ typedef enum factsd_problem_kind {
     FACTSD_PROBLEM_INVALID_RECORD,         /* 422 */
     FACTSD_PROBLEM_WRITES_DISABLED,        /* 503: the journal failed */
     FACTSD_PROBLEM_INSUFFICIENT_STORAGE,   /* 507: the disk is full */
+    FACTSD_PROBLEM_GONE,                   /* 410: history no longer holds it */
+    FACTSD_PROBLEM_UNAVAILABLE,            /* 503: too many waiting requests */
     FACTSD_PROBLEM_KIND_COUNT
 } factsd_problem_kind;
 

@@ -181,6 +181,8 @@ static struct MHD_Response *repr_build(const factsd_repr *r, const factsd_config
     if (ok && opts != NULL && opts->www_authenticate != NULL)
         ok = MHD_add_response_header(resp, "WWW-Authenticate", opts->www_authenticate) ==
              MHD_YES;
+    if (ok && opts != NULL && opts->retry_after != NULL)
+        ok = MHD_add_response_header(resp, "Retry-After", opts->retry_after) == MHD_YES;
     if (ok && close)
         ok = MHD_add_response_header(resp, "Connection", "close") == MHD_YES;
     ok = ok && factsd_cors_add_headers(resp, cfg, origin);
@@ -214,7 +216,7 @@ struct MHD_Response *factsd_repr_response(const factsd_repr *r, const factsd_con
 {
     bool per_request_cors = !cfg->cors_any && factsd_cors_allowed(cfg, opts->origin);
     if (!per_request_cors && opts->allow == NULL && !opts->close && opts->location == NULL &&
-        opts->etag == NULL && opts->www_authenticate == NULL) {
+        opts->etag == NULL && opts->www_authenticate == NULL && opts->retry_after == NULL) {
         struct MHD_Response *shared =
             opts->not_modified ? r->shared_not_modified : r->shared_ok;
         if (shared != NULL) {

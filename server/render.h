@@ -73,6 +73,7 @@ typedef struct factsd_reply_opts {
     const char *etag;     /* an ETag header for a representation that has none
                              (a 412 names the current one), or NULL */
     const char *www_authenticate; /* a WWW-Authenticate header value, or NULL */
+    const char *retry_after; /* a Retry-After header value, or NULL */
 } factsd_reply_opts;
 
 /* Returns an MHD response for r under cfg's CORS policy. When the shared

@@ -30,7 +30,8 @@ enum route_id {
     ROUTE_ITEM,
     ROUTE_ACTOR_SUB,
     ROUTE_SUMMARY,
-    ROUTE_COMPACT
+    ROUTE_COMPACT,
+    ROUTE_CHANGES
 };
 
 struct route {
@@ -345,6 +346,10 @@ static void route_parse(const char *path, size_t len, struct route *r)
         r->id = ROUTE_COMPACT;
         return;
     }
+    if (nseg == 2 && strcmp(seg[0], "v1") == 0 && strcmp(seg[1], "changes") == 0) {
+        r->id = ROUTE_CHANGES;
+        return;
+    }
     if (strcmp(seg[0], "v1") != 0 || facts_kind_from_collection(seg[1], &r->kind) != FACTS_OK)
         return;
     if (nseg == 2) {
@@ -374,6 +379,14 @@ bool factsd_routes_match(const char *target, size_t len)
     return r.id != ROUTE_NONE;
 }
 
+bool factsd_routes_is_changes(const char *target, size_t len)
+{
+    const char *q = memchr(target, '?', len);
+    struct route r;
+    route_parse(target, q != NULL ? (size_t)(q - target) : len, &r);
+    return r.id == ROUTE_CHANGES;
+}
+
 factsd_write_route factsd_routes_write(const char *target, size_t len, facts_kind *kind,
                                        char *key, size_t cap)
 {
@@ -383,6 +396,8 @@ factsd_write_route factsd_routes_write(const char *target, size_t len, facts_kin
     switch (r.id) {
     case ROUTE_NONE:
         return FACTSD_WRITE_ROUTE_NONE;
+    case ROUTE_CHANGES:
+        return FACTSD_WRITE_ROUTE_READ_ONLY;
     case ROUTE_COMPACT:
         return FACTSD_WRITE_ROUTE_COMPACT;
     case ROUTE_COLLECTION:
@@ -672,6 +687,7 @@ static char *cache_key(const struct route *r, const facts_record *rec, const str
         break;
     case ROUTE_NONE:
     case ROUTE_COMPACT:
+    case ROUTE_CHANGES:
         break;
     }
     factsd_buf_puts(&b, "?");
@@ -705,7 +721,9 @@ void factsd_routes_get(const factsd_view *v, const char *target, size_t len,
     size_t plen = qmark != NULL ? (size_t)(qmark - target) : len;
     struct route r;
     route_parse(target, plen, &r);
-    if (r.id == ROUTE_NONE) {
+    if (r.id == ROUTE_NONE || r.id == ROUTE_CHANGES) {
+        /* The change feed is answered by the HTTP layer, which holds the
+         * history; it never reaches here. */
         answer_problem(out, FACTSD_PROBLEM_NOT_FOUND, "no resource lives at this path", NULL,
                        0);
         return;
@@ -784,6 +802,7 @@ void factsd_routes_get(const factsd_view *v, const char *target, size_t len,
         break;
     case ROUTE_NONE:
     case ROUTE_COMPACT:
+    case ROUTE_CHANGES:
         break;
     }
     factsd_repr_set_revision(out->own, facts_store_revision(store));

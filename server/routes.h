@@ -36,6 +36,10 @@ void factsd_routes_get(const factsd_view *v, const char *target, size_t len,
  * whether or not the record exists). Never fails. */
 bool factsd_routes_match(const char *target, size_t len);
 
+/* Whether the path of the raw target is /v1/changes (the change feed, which
+ * factsd_routes_get does not answer). Never fails. */
+bool factsd_routes_is_changes(const char *target, size_t len);
+
 /* What a write method may do at a target. */
 typedef enum factsd_write_route {
     FACTSD_WRITE_ROUTE_NONE = 0,   /* no route at this path */

@@ -1,0 +1,177 @@
+/*
+ * feed.c - change entries, the /v1/changes query and its answer (see
+ * feed.h).
+ */
+#include "feed.h"
+
+#include "text.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+enum {
+    VALUE_LEN = 32, /* decoded bytes of one parameter value */
+    PIECES_MAX = 16 /* '&'-separated pieces looked at */
+};
+
+/* Writes now as "YYYY-MM-DDTHH:MM:SS.mmmZ" into out (at least 25 bytes). */
+static void feed_time_format(char *out, size_t size)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_REALTIME, &t);
+    struct tm tm;
+    gmtime_r(&t.tv_sec, &tm);
+    char day[24];
+    strftime(day, sizeof day, "%Y-%m-%dT%H:%M:%S", &tm);
+    snprintf(out, size, "%s.%03ldZ", day, t.tv_nsec / 1000000);
+}
+
+/* Sets obj[key] to the string value unless value is NULL; false when
+ * memory runs out. */
+static bool feed_string_set(json_t *obj, const char *key, const char *value)
+{
+    if (value == NULL)
+        return true;
+    json_t *s = json_string(value);
+    return s != NULL && json_object_set_new(obj, key, s) == 0;
+}
+
+json_t *factsd_feed_entry_new(uint64_t revision, const char *op, const char *collection,
+                              const char *id, const char *slug, const char *record,
+                              size_t record_len)
+{
+    char when[40];
+    feed_time_format(when, sizeof when);
+    json_t *e = json_object();
+    if (e == NULL)
+        return NULL;
+    json_t *rev = json_integer((json_int_t)revision);
+    bool ok = rev != NULL && json_object_set_new(e, "revision", rev) == 0 &&
+              feed_string_set(e, "time", when) && feed_string_set(e, "op", op) &&
+              feed_string_set(e, "collection", collection) && feed_string_set(e, "id", id) &&
+              feed_string_set(e, "slug", slug);
+    if (ok && record != NULL) {
+        json_t *rec = json_loadb(record, record_len, JSON_REJECT_DUPLICATES, NULL);
+        ok = rec != NULL && json_object_set_new(e, "record", rec) == 0;
+    }
+    if (!ok) {
+        json_decref(e);
+        return NULL;
+    }
+    return e;
+}
+
+/* Records one offending parameter when there is room; returns the count. */
+static size_t feed_bad_add(factsd_problem_param *bad, size_t cap, size_t n, const char *name,
+                           const char *reason)
+{
+    if (n < cap) {
+        snprintf(bad[n].name, sizeof bad[n].name, "%s", name);
+        snprintf(bad[n].reason, sizeof bad[n].reason, "%s", reason);
+    }
+    return n + 1;
+}
+
+size_t factsd_feed_query_parse(const char *query, size_t len, factsd_feed_query *q,
+                               factsd_problem_param *bad, size_t cap)
+{
+    q->since = 0;
+    q->limit = FACTSD_FEED_LIMIT_DEFAULT;
+    q->wait = 0;
+    bool have_since = false, seen_limit = false, seen_wait = false;
+    size_t nbad = 0;
+    size_t pieces = 0;
+    for (size_t i = 0; i < len;) {
+        const char *p = query + i;
+        const char *amp = memchr(p, '&', len - i);
+        size_t plen = amp != NULL ? (size_t)(amp - p) : len - i;
+        i += plen + 1;
+        if (plen == 0)
+            continue;
+        if (++pieces > PIECES_MAX) {
+            nbad = feed_bad_add(bad, cap, nbad, "query", "too many parameters");
+            break;
+        }
+        const char *eq = memchr(p, '=', plen);
+        size_t nlen = eq != NULL ? (size_t)(eq - p) : plen;
+        char name[VALUE_LEN], value[VALUE_LEN];
+        size_t dn = 0, dv = 0;
+        if (!factsd_text_pct_decode(p, nlen, true, name, sizeof name, &dn)) {
+            nbad = feed_bad_add(bad, cap, nbad, "query", "a parameter name is not valid");
+            continue;
+        }
+        bool value_ok = eq == NULL ||
+                        factsd_text_pct_decode(eq + 1, plen - nlen - 1, true, value,
+                                               sizeof value, &dv);
+        if (eq == NULL)
+            value[0] = '\0';
+        long long v = 0;
+        if (strcmp(name, "since") == 0) {
+            if (have_since || !value_ok ||
+                !factsd_text_parse_int(value, 0, INT64_MAX, &v))
+                nbad = feed_bad_add(bad, cap, nbad, "since",
+                                    have_since ? "given more than once"
+                                               : "expected a revision: a whole number >= 0");
+            else
+                q->since = (uint64_t)v;
+            have_since = true;
+        } else if (strcmp(name, "limit") == 0) {
+            if (seen_limit || !value_ok ||
+                !factsd_text_parse_int(value, 1, FACTSD_FEED_LIMIT_MAX, &v))
+                nbad = feed_bad_add(bad, cap, nbad, "limit",
+                                    seen_limit ? "given more than once"
+                                               : "expected a whole number from 1 to 500");
+            else
+                q->limit = (size_t)v;
+            seen_limit = true;
+        } else if (strcmp(name, "wait") == 0) {
+            if (seen_wait || !value_ok ||
+                !factsd_text_parse_int(value, 0, FACTSD_FEED_WAIT_MAX, &v))
+                nbad = feed_bad_add(bad, cap, nbad, "wait",
+                                    seen_wait ? "given more than once"
+                                              : "expected seconds: a whole number from 0 to 60");
+            else
+                q->wait = (unsigned)v;
+            seen_wait = true;
+        } else if (strcmp(name, "pretty") != 0) {
+            nbad = feed_bad_add(bad, cap, nbad, dn > 0 && dn < 32 ? name : "query",
+                                "not a parameter of this resource");
+        }
+    }
+    if (!have_since)
+        nbad = feed_bad_add(bad, cap, nbad, "since", "required: the revision you have");
+    return nbad;
+}
+
+factsd_repr *factsd_feed_render(facts_history_entry *const *entries, size_t n, uint64_t latest,
+                                uint64_t next)
+{
+    factsd_buf b;
+    size_t max = 64;
+    for (size_t i = 0; i < n; i++) {
+        size_t len = 0;
+        facts_history_entry_text(entries[i], &len);
+        max += len + 1;
+    }
+    factsd_buf_init(&b, max + 64);
+    factsd_buf_puts(&b, "{\"changes\":[");
+    for (size_t i = 0; i < n; i++) {
+        size_t len = 0;
+        const char *text = facts_history_entry_text(entries[i], &len);
+        if (i > 0)
+            factsd_buf_puts(&b, ",");
+        factsd_buf_append(&b, text, len);
+    }
+    factsd_buf_printf(&b, "],\"revision\":%" PRIu64 ",\"next\":%" PRIu64 "}", latest, next);
+    size_t len = 0;
+    char *body = factsd_buf_steal(&b, &len);
+    if (body == NULL)
+        return NULL;
+    factsd_repr *r = factsd_repr_new(body, len, FACTSD_MEDIA_JSON, NULL);
+    if (r != NULL)
+        factsd_repr_set_revision(r, latest);
+    return r;
+}
