@@ -65,17 +65,18 @@ class Resp:
 class Server:
     """One factsd process on a free port."""
 
-    def __init__(self, workdir, args):
+    def __init__(self, workdir, args, env=None):
         cmd = [ARGS.factsd, "--listen", "127.0.0.1:0", "--threads", "2",
                "--token-file", os.path.join(workdir, "token"),
                "--journal", os.path.join(workdir, "journal"),
                "--data", os.path.join(workdir, "data.json")] + args
-        env = dict(os.environ)
-        env.pop("FACTSD_TOKEN", None)
+        full_env = dict(os.environ)
+        full_env.pop("FACTSD_TOKEN", None)
+        full_env.update(env or {})
         self.stderr_path = os.path.join(workdir, f"stderr-{time.monotonic_ns()}.log")
         self.stderr_file = open(self.stderr_path, "w")
         self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=self.stderr_file,
-                                     env=env, text=True)
+                                     env=full_env, text=True)
         line = self.proc.stdout.readline()
         if "http://" not in line:
             self.proc.wait(timeout=10)
@@ -351,6 +352,33 @@ def test_waiter_cap_and_shutdown(root):
               f"a held client got an empty answer or a clean close ({t.error})")
 
 
+def test_flags(root):
+    d = setup_dir(root, "flags")
+    for bad in (["--history", "0"], ["--history", "1000001"], ["--history", "x"],
+                ["--max-waiters", "0"], ["--max-waiters", "1000001"]):
+        p = subprocess.run([ARGS.factsd, "--listen", "127.0.0.1:0"] + bad,
+                           capture_output=True, text=True, timeout=10)
+        check(p.returncode != 0 and bad[0] in p.stderr,
+              f"{' '.join(bad)} is refused, naming the flag ({p.returncode} {p.stderr[:200]})")
+    s = Server(d, [], env={"FACTSD_HISTORY": "2", "FACTSD_MAX_WAITERS": "1"})
+    rev0 = s.revision()
+    for i in range(3):
+        s.request("POST", "/v1/events", event(f"feed-flags-{i}"))
+    check(s.get(f"/v1/changes?since={rev0}").status == 410 and
+          s.get(f"/v1/changes?since={rev0 + 1}").status == 200,
+          "FACTSD_HISTORY sets the history's capacity")
+    t = Poller(s, f"/v1/changes?since={rev0 + 3}&wait=60")
+    t.start()
+    waiters_held(s, 1)
+    r = s.get(f"/v1/changes?since={rev0 + 3}&wait=60", timeout=10)
+    check(r.status == 503, f"FACTSD_MAX_WAITERS sets the waiter cap ({r.status})")
+    s.request("POST", "/v1/events", event("feed-flags-wake"))
+    t.join(10)
+    check(t.resp is not None and t.resp.status == 200 and len(t.resp.json()["changes"]) == 1,
+          "the held waiter is woken by the write")
+    check(s.stop() == 0, "exit 0")
+
+
 def main():
     global ARGS
     ap = argparse.ArgumentParser()
@@ -370,6 +398,7 @@ def main():
         test_gone(root)
         test_reload(root)
         test_waiter_cap_and_shutdown(root)
+        test_flags(root)
     with open(ARGS.record, "w") as f:
         for r in RECORDS:
             f.write(json.dumps(r) + "\n")
