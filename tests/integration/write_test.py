@@ -624,6 +624,8 @@ def test_journal_matches_dataset(root):
         s = Server(d, std_args(d), expect_start=False)
         check(not s.started and "journal-mismatch" in s.stderr(),
               f"a dataset claiming revision {claimed} without the writes is refused")
+        if s.started:
+            s.stop()
     write_file(data_path, original)
     s = Server(d, std_args(d))
     edited = json.loads(original)
