@@ -83,30 +83,23 @@ size_t factsd_feed_query_parse(const char *query, size_t len, factsd_feed_query 
     q->wait = 0;
     bool have_since = false, seen_limit = false, seen_wait = false;
     size_t nbad = 0;
-    size_t pieces = 0;
-    for (size_t i = 0; i < len;) {
-        const char *p = query + i;
-        const char *amp = memchr(p, '&', len - i);
-        size_t plen = amp != NULL ? (size_t)(amp - p) : len - i;
-        i += plen + 1;
-        if (plen == 0)
-            continue;
+    size_t pieces = 0, pos = 0;
+    factsd_query_piece qp;
+    while (factsd_text_query_next(query, len, &pos, &qp)) {
         if (++pieces > PIECES_MAX) {
             nbad = feed_bad_add(bad, cap, nbad, "query", "too many parameters");
             break;
         }
-        const char *eq = memchr(p, '=', plen);
-        size_t nlen = eq != NULL ? (size_t)(eq - p) : plen;
         char name[VALUE_LEN], value[VALUE_LEN];
         size_t dn = 0, dv = 0;
-        if (!factsd_text_pct_decode(p, nlen, true, name, sizeof name, &dn)) {
+        if (!factsd_text_pct_decode(qp.name, qp.name_len, true, name, sizeof name, &dn)) {
             nbad = feed_bad_add(bad, cap, nbad, "query", "a parameter name is not valid");
             continue;
         }
-        bool value_ok = eq == NULL ||
-                        factsd_text_pct_decode(eq + 1, plen - nlen - 1, true, value,
+        bool value_ok = !qp.has_value ||
+                        factsd_text_pct_decode(qp.value, qp.value_len, true, value,
                                                sizeof value, &dv);
-        if (eq == NULL)
+        if (!qp.has_value)
             value[0] = '\0';
         long long v = 0;
         if (strcmp(name, "since") == 0) {

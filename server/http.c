@@ -245,20 +245,19 @@ static void conn_request_end(struct conn *k)
 
 static enum method method_parse(const char *m)
 {
-    if (strcmp(m, MHD_HTTP_METHOD_GET) == 0)
-        return METHOD_GET;
-    if (strcmp(m, MHD_HTTP_METHOD_HEAD) == 0)
-        return METHOD_HEAD;
-    if (strcmp(m, MHD_HTTP_METHOD_OPTIONS) == 0)
-        return METHOD_OPTIONS;
-    if (strcmp(m, MHD_HTTP_METHOD_POST) == 0)
-        return METHOD_POST;
-    if (strcmp(m, MHD_HTTP_METHOD_PUT) == 0)
-        return METHOD_PUT;
-    if (strcmp(m, MHD_HTTP_METHOD_PATCH) == 0)
-        return METHOD_PATCH;
-    if (strcmp(m, MHD_HTTP_METHOD_DELETE) == 0)
-        return METHOD_DELETE;
+    static const struct {
+        const char *name;
+        enum method method;
+    } methods[] = {
+        {MHD_HTTP_METHOD_GET, METHOD_GET},       {MHD_HTTP_METHOD_HEAD, METHOD_HEAD},
+        {MHD_HTTP_METHOD_OPTIONS, METHOD_OPTIONS}, {MHD_HTTP_METHOD_POST, METHOD_POST},
+        {MHD_HTTP_METHOD_PUT, METHOD_PUT},       {MHD_HTTP_METHOD_PATCH, METHOD_PATCH},
+        {MHD_HTTP_METHOD_DELETE, METHOD_DELETE},
+    };
+    for (size_t i = 0; i < sizeof methods / sizeof methods[0]; i++) {
+        if (strcmp(m, methods[i].name) == 0)
+            return methods[i].method;
+    }
     return METHOD_OTHER;
 }
 

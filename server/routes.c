@@ -216,23 +216,15 @@ static void params_parse(struct params *p, const char *query, size_t len, unsign
     p->limit = FACTS_QUERY_LIMIT_DEFAULT;
     p->sort = FACTS_SORT_DEFAULT;
     p->pretty = false;
-    size_t pieces = 0;
-    size_t i = 0;
-    while (i < len) {
-        const char *piece = query + i;
-        const char *amp = memchr(piece, '&', len - i);
-        size_t plen = amp != NULL ? (size_t)(amp - piece) : len - i;
-        i += plen + 1;
-        if (plen == 0)
-            continue;
+    size_t pieces = 0, pos = 0;
+    factsd_query_piece qp;
+    while (factsd_text_query_next(query, len, &pos, &qp)) {
         if (++pieces > PIECES_MAX) {
             params_error(p, "(query)", "has more than 64 parameters");
             return;
         }
-        const char *eq = memchr(piece, '=', plen);
-        size_t nlen = eq != NULL ? (size_t)(eq - piece) : plen;
-        const char *raw_value = eq != NULL ? eq + 1 : piece + plen;
-        size_t vlen = (size_t)(piece + plen - raw_value);
+        const char *piece = qp.name, *raw_value = qp.value;
+        size_t nlen = qp.name_len, vlen = qp.value_len;
         char name[NAME_LEN];
         size_t dn;
         int id = -1;

@@ -275,3 +275,24 @@ void factsd_buf_free(factsd_buf *b)
     b->len = 0;
     b->cap = 0;
 }
+
+bool factsd_text_query_next(const char *query, size_t len, size_t *pos,
+                            factsd_query_piece *out)
+{
+    while (*pos < len) {
+        const char *piece = query + *pos;
+        const char *amp = memchr(piece, '&', len - *pos);
+        size_t plen = amp != NULL ? (size_t)(amp - piece) : len - *pos;
+        *pos += plen + 1;
+        if (plen == 0)
+            continue;
+        const char *eq = memchr(piece, '=', plen);
+        out->name = piece;
+        out->name_len = eq != NULL ? (size_t)(eq - piece) : plen;
+        out->has_value = eq != NULL;
+        out->value = eq != NULL ? eq + 1 : piece + plen;
+        out->value_len = (size_t)(piece + plen - out->value);
+        return true;
+    }
+    return false;
+}

@@ -34,6 +34,22 @@ bool factsd_text_pct_decode(const char *src, size_t len, bool plus_space, char *
  * code points above U+10FFFF). Never fails. */
 bool factsd_text_utf8_valid(const char *s, size_t len);
 
+/* One "name=value" piece of a raw query string, not yet decoded: pointers
+ * into the query, valid as long as it is. */
+typedef struct factsd_query_piece {
+    const char *name;
+    size_t name_len;
+    const char *value; /* after '='; at the piece's end when there is none */
+    size_t value_len;
+    bool has_value;    /* whether the piece had a '=' */
+} factsd_query_piece;
+
+/* Steps through the raw query string (len bytes, without the '?') from
+ * *pos, skipping empty pieces between '&'s. Returns true and fills *out with
+ * the next piece, advancing *pos; false at the end. Never fails. */
+bool factsd_text_query_next(const char *query, size_t len, size_t *pos,
+                            factsd_query_piece *out);
+
 /* A 64-bit non-cryptographic hash of len bytes at data. Never fails. */
 uint64_t factsd_text_hash64(const void *data, size_t len);
 
