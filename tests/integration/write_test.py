@@ -26,28 +26,11 @@ import tempfile
 import threading
 import time
 
+from harness import check, finish, record
+
 TOKEN = "write-test-token-0123456789abcdef"
 AUTH = {"Authorization": "Bearer " + TOKEN}
 ARGS = None
-RECORDS = []
-RECORD_LOCK = threading.Lock()
-CHECKS = [0, 0]  # passed, failed
-
-
-def check(ok, what):
-    if ok:
-        CHECKS[0] += 1
-    else:
-        CHECKS[1] += 1
-        print(f"FAIL: {what}", flush=True)
-    return ok
-
-
-def record(method, target, status, headers, body):
-    with RECORD_LOCK:
-        RECORDS.append({"method": method, "target": target, "status": status,
-                        "headers": {k.lower(): v for k, v in headers.items()},
-                        "body": body.decode("utf-8", "replace")})
 
 
 class Resp:
@@ -864,14 +847,7 @@ def main():
         test_failsync(root)
         test_disk_full(root)
         test_concurrency(root)
-    with open(ARGS.record, "w") as f:
-        for r in RECORDS:
-            f.write(json.dumps(r) + "\n")
-    print(f"{CHECKS[0] + CHECKS[1]} checks, {CHECKS[1]} failed", flush=True)
-    rc = subprocess.run([ARGS.node, ARGS.validator, ARGS.openapi, ARGS.record])
-    if rc.returncode != 0:
-        print("FAIL: responses do not match the OpenAPI description")
-    return 0 if CHECKS[1] == 0 and rc.returncode == 0 else 1
+    return finish(ARGS)
 
 
 if __name__ == "__main__":
