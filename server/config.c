@@ -33,6 +33,9 @@ static const char usage_text[] =
     "  --max-body BYTES            request content a write may carry (default 65536)\n"
     "  --history N                 changes kept for /v1/changes (default 10000)\n"
     "  --max-waiters N             long-polls of /v1/changes held at once (default 10000)\n"
+    "  --max-streams N             event streams (/v1/stream) open at once (default 10000)\n"
+    "  --heartbeat SECONDS         comment sent on an idle event stream this often\n"
+    "                              (default: two thirds of --timeout)\n"
     "  --compact                   save the dataset with the journal applied to --data\n"
     "                              (atomically), start an empty journal, and exit\n"
     "  --help                      print this help and exit\n"
@@ -41,8 +44,9 @@ static const char usage_text[] =
     "FACTSD_THREADS, FACTSD_CORS_ORIGIN, FACTSD_MAX_CONNECTIONS,\n"
     "FACTSD_MAX_CONNECTIONS_PER_IP, FACTSD_TIMEOUT, FACTSD_BACKLOG,\n"
     "FACTSD_ACCESS_LOG (on or off), FACTSD_JOURNAL, FACTSD_TOKEN_FILE,\n"
-    "FACTSD_MAX_BODY, FACTSD_HISTORY, FACTSD_MAX_WAITERS. Flags win over the\n"
-    "environment. SIGHUP re-reads --data and applies the journal on top.\n";
+    "FACTSD_MAX_BODY, FACTSD_HISTORY, FACTSD_MAX_WAITERS, FACTSD_MAX_STREAMS,\n"
+    "FACTSD_HEARTBEAT. Flags win over the environment. SIGHUP re-reads --data\n"
+    "and applies the journal on top.\n";
 
 const char *factsd_config_usage(void)
 {
@@ -69,6 +73,16 @@ void factsd_config_init(factsd_config *cfg)
     cfg->max_body = FACTSD_CONFIG_BODY_DEFAULT;
     cfg->history = FACTSD_CONFIG_HISTORY_DEFAULT;
     cfg->max_waiters = FACTSD_CONFIG_WAITERS_DEFAULT;
+    cfg->max_streams = FACTSD_CONFIG_WAITERS_DEFAULT;
+    cfg->heartbeat = 0;
+}
+
+unsigned factsd_config_heartbeat(const factsd_config *cfg)
+{
+    if (cfg->heartbeat > 0)
+        return cfg->heartbeat;
+    unsigned hb = cfg->timeout * 2 / 3;
+    return hb > 0 ? hb : 1;
 }
 
 bool factsd_config_set_listen(factsd_config *cfg, const char *value, char *msg, size_t size)
@@ -209,7 +223,9 @@ enum option_id {
     OPT_TOKEN_FILE,
     OPT_MAX_BODY,
     OPT_HISTORY,
-    OPT_MAX_WAITERS
+    OPT_MAX_WAITERS,
+    OPT_MAX_STREAMS,
+    OPT_HEARTBEAT
 };
 
 struct option_spec {
@@ -233,6 +249,8 @@ static const struct option_spec options[] = {
     {OPT_MAX_BODY, "--max-body", "FACTSD_MAX_BODY"},
     {OPT_HISTORY, "--history", "FACTSD_HISTORY"},
     {OPT_MAX_WAITERS, "--max-waiters", "FACTSD_MAX_WAITERS"},
+    {OPT_MAX_STREAMS, "--max-streams", "FACTSD_MAX_STREAMS"},
+    {OPT_HEARTBEAT, "--heartbeat", "FACTSD_HEARTBEAT"},
 };
 
 /* Copies a file name option value into field (cap bytes). */
@@ -275,6 +293,10 @@ static bool option_apply(factsd_config *cfg, enum option_id id, const char *valu
     }
     case OPT_MAX_WAITERS:
         return set_unsigned(&cfg->max_waiters, value, 1, FACTSD_CONFIG_WAITERS_MAX, msg, size);
+    case OPT_MAX_STREAMS:
+        return set_unsigned(&cfg->max_streams, value, 1, FACTSD_CONFIG_WAITERS_MAX, msg, size);
+    case OPT_HEARTBEAT:
+        return set_unsigned(&cfg->heartbeat, value, 1, 3600, msg, size);
     case OPT_THREADS:
         return set_unsigned(&cfg->threads, value, 1, FACTSD_CONFIG_THREADS_MAX, msg, size);
     case OPT_CORS:

@@ -45,6 +45,9 @@ typedef struct factsd_config {
     bool compact;                      /* --compact: compact and exit */
     size_t history;                    /* changes kept for /v1/changes */
     unsigned max_waiters;              /* long-polls held at once */
+    unsigned max_streams;              /* event streams open at once */
+    unsigned heartbeat;                /* seconds between heartbeats on an idle
+                                          stream; 0: two thirds of timeout */
 } factsd_config;
 
 /* The outcome of factsd_config_parse. */
@@ -58,9 +61,14 @@ typedef enum factsd_config_result {
 /* Fills cfg with the defaults: 127.0.0.1:8080, one thread per CPU, the
  * embedded dataset, CORS for any origin, 1024 connections, 64 per address,
  * a 15-second timeout, a backlog of 512, no access log, no journal, no token
- * file, 64 KiB request content for writes, 10000 changes of history and
- * 10000 waiting long-polls. Never fails. */
+ * file, 64 KiB request content for writes, 10000 changes of history,
+ * 10000 waiting long-polls, 10000 event streams, heartbeats every two
+ * thirds of the timeout. Never fails. */
 void factsd_config_init(factsd_config *cfg);
+
+/* The seconds between heartbeats on an idle event stream: cfg->heartbeat,
+ * or two thirds of cfg->timeout (at least 1) when that is 0. */
+unsigned factsd_config_heartbeat(const factsd_config *cfg);
 
 /* Applies the flags in argv[1..argc-1] to cfg, then the FACTSD_* environment
  * variables (read with getenv) of the options no flag gave; --help and

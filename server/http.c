@@ -24,6 +24,7 @@
 #include "problem.h"
 #include "render.h"
 #include "routes.h"
+#include "stream.h"
 #include "text.h"
 #include "view.h"
 #include "write.h"
@@ -43,6 +44,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <poll.h>
+#include <sys/epoll.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -57,7 +61,8 @@ enum {
     DISCARD_MAX = 256 * 1024,  /* content read (and dropped) before a 413 is
                                   sent; beyond it the connection is cut */
     TARGET_INLINE = 160,       /* targets up to this size need no allocation */
-    SWEEP_MS = 250,            /* how often header deadlines are checked */
+    SWEEP_MS = 250,
+    WATCH_MAX = 1 << 20,       /* descriptors the client-close watch covers */            /* how often header deadlines are checked */
     URL_LEN = 96
 };
 
@@ -120,9 +125,17 @@ struct factsd_http {
     pthread_mutex_t feed_lock;
     bool feed_lock_ready;
     facts_history *history;
-    struct conn *waiters;          /* suspended long-polls */
-    size_t nwaiters;
+    struct conn *waiters;          /* suspended long-polls and streams */
+    size_t nwaiters;               /* long-polls among them */
+    size_t nstreams;               /* event streams open */
     bool feed_closed;              /* stopping: no more waiting */
+    /* Suspended connections are not watched by libmicrohttpd, so a client
+     * that goes away would hold its connection until the wait ends. The
+     * sweeper watches their sockets for the peer's close instead: watch_map
+     * maps a descriptor to its suspended connection (under feed_lock). */
+    int watch_fd;                  /* epoll, or -1 */
+    struct conn **watch_map;
+    size_t watch_cap;              /* descriptors watch_map covers */
     uint16_t port;
     char url[URL_LEN];
 };
@@ -160,6 +173,8 @@ struct conn {
     atomic_llong deadline;      /* ms (CLOCK_MONOTONIC) by which the next
                                    request's headers must be in; 0: none */
     struct MHD_Connection *mhd; /* set while the request is suspended */
+    bool is_stream;             /* the request is a /v1/stream */
+    atomic_bool peer_gone;      /* the client closed while suspended */
     bool waiting;               /* in http->waiters, suspended (feed_lock) */
     bool waited;                /* the request was suspended once: answer */
     long long wait_deadline;    /* ms (CLOCK_MONOTONIC) its wait ends */
@@ -237,6 +252,8 @@ static void conn_request_end(struct conn *k)
     k->writing = false;
     k->refused = false;
     k->waited = false;
+    k->is_stream = false;
+    atomic_store(&k->peer_gone, false);
     free(k->body);
     k->body = NULL;
     k->body_len = k->body_cap = 0;
@@ -882,28 +899,88 @@ static enum MHD_Result conn_compact(struct conn *k, struct MHD_Connection *c, co
 
 /* ----------------------------------------------------------------- feed */
 
-/* Resumes every waiting long-poll (all) or those whose wait has ended by
- * now; each is answered when libmicrohttpd calls the handler again. The
- * caller holds h->feed_lock. */
+/* Puts k (whose request is being suspended: c) on the waiting list and
+ * watches its socket for the client's close. The caller holds
+ * h->feed_lock. */
+static void waiter_link(factsd_http *h, struct conn *k, struct MHD_Connection *c)
+{
+    k->waiting = true;
+    k->mhd = c;
+    k->wprev = NULL;
+    k->wnext = h->waiters;
+    if (h->waiters != NULL)
+        h->waiters->wprev = k;
+    h->waiters = k;
+    if (!k->is_stream)
+        h->nwaiters++;
+    if (h->watch_fd >= 0 && k->fd >= 0 && (size_t)k->fd < h->watch_cap) {
+        struct epoll_event ev = {.events = EPOLLRDHUP, .data.fd = k->fd};
+        if (epoll_ctl(h->watch_fd, EPOLL_CTL_ADD, k->fd, &ev) == 0)
+            h->watch_map[k->fd] = k;
+    }
+}
+
+/* Takes k off the waiting list and stops watching its socket; the caller
+ * holds h->feed_lock and resumes the connection (if it still runs). */
+static void waiter_unlink(factsd_http *h, struct conn *k)
+{
+    if (k->wprev != NULL)
+        k->wprev->wnext = k->wnext;
+    else
+        h->waiters = k->wnext;
+    if (k->wnext != NULL)
+        k->wnext->wprev = k->wprev;
+    k->wprev = k->wnext = NULL;
+    k->waiting = false;
+    if (!k->is_stream)
+        h->nwaiters--;
+    if (k->fd >= 0 && (size_t)k->fd < h->watch_cap && h->watch_map[k->fd] == k) {
+        h->watch_map[k->fd] = NULL;
+        epoll_ctl(h->watch_fd, EPOLL_CTL_DEL, k->fd, NULL);
+    }
+}
+
+/* Resumes k, a waiting connection; the caller holds h->feed_lock. */
+static void waiter_wake(factsd_http *h, struct conn *k)
+{
+    waiter_unlink(h, k);
+    MHD_resume_connection(k->mhd);
+    k->mhd = NULL;
+}
+
+/* Resumes every waiting long-poll and stream (all) or those whose wait or
+ * heartbeat is due by now; a long-poll is answered when libmicrohttpd calls
+ * the handler again, a stream writes what is new. The caller holds
+ * h->feed_lock. */
 static void feed_wake_locked(factsd_http *h, bool all, long long now)
 {
     struct conn *k = h->waiters;
     while (k != NULL) {
         struct conn *next = k->wnext;
-        if (all || k->wait_deadline <= now) {
-            if (k->wprev != NULL)
-                k->wprev->wnext = k->wnext;
-            else
-                h->waiters = k->wnext;
-            if (k->wnext != NULL)
-                k->wnext->wprev = k->wprev;
-            k->wprev = k->wnext = NULL;
-            k->waiting = false;
-            h->nwaiters--;
-            MHD_resume_connection(k->mhd);
-            k->mhd = NULL;
-        }
+        if (all || k->wait_deadline <= now)
+            waiter_wake(h, k);
         k = next;
+    }
+}
+
+/* Wakes the waiting connections whose clients closed (fds from the watch
+ * epoll): a long-poll's connection is then closed unanswered, a stream
+ * ends. The caller holds h->feed_lock. */
+static void feed_wake_gone_locked(factsd_http *h, const struct epoll_event *ev, int n)
+{
+    for (int i = 0; i < n; i++) {
+        int fd = ev[i].data.fd;
+        if (fd < 0 || (size_t)fd >= h->watch_cap)
+            continue;
+        struct conn *k = h->watch_map[fd];
+        if (k == NULL || !k->waiting)
+            continue;
+        /* The event may predate a reuse of the descriptor: ask again. */
+        struct pollfd p = {.fd = fd, .events = POLLRDHUP};
+        if (poll(&p, 1, 0) == 1 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR)) != 0) {
+            atomic_store(&k->peer_gone, true);
+            waiter_wake(h, k);
+        }
     }
 }
 
@@ -947,6 +1024,8 @@ static enum MHD_Result conn_changes(struct conn *k, struct MHD_Connection *c,
                                     const char *method)
 {
     factsd_http *h = k->http;
+    if (k->waited && atomic_load(&k->peer_gone))
+        return MHD_NO; /* the client left while it waited: close */
     const char *q = memchr(k->target, '?', k->target_len);
     size_t qlen = q != NULL ? k->target_len - (size_t)(q - k->target) - 1 : 0;
     factsd_feed_query fq;
@@ -980,16 +1059,9 @@ static enum MHD_Result conn_changes(struct conn *k, struct MHD_Connection *c,
             opts.retry_after = "1";
             return conn_send(k, c, method, 503, k->own, &opts);
         }
-        k->waiting = true;
         k->waited = true;
-        k->mhd = c;
         k->wait_deadline = now_ms() + (long long)fq.wait * 1000;
-        k->wprev = NULL;
-        k->wnext = h->waiters;
-        if (h->waiters != NULL)
-            h->waiters->wprev = k;
-        h->waiters = k;
-        h->nwaiters++;
+        waiter_link(h, k, c);
         MHD_suspend_connection(c);
         pthread_mutex_unlock(&h->feed_lock);
         return MHD_YES;
@@ -1025,6 +1097,134 @@ static enum MHD_Result conn_changes(struct conn *k, struct MHD_Connection *c,
             facts_history_entry_unref(ents[i]);
     }
     return conn_send(k, c, method, 200, k->own, &opts);
+}
+
+/* One open event stream: what its content reader needs. conn is valid
+ * while the request runs (the reader is only called then); the rest lives
+ * until libmicrohttpd drops the response (stream_free). */
+struct stream_ctx {
+    factsd_http *http;
+    struct conn *conn;
+    struct MHD_Connection *mhd;
+    long long heartbeat_at; /* ms (CLOCK_MONOTONIC) of the next heartbeat */
+    factsd_stream s;
+};
+
+/* The stream's content reader: writes what is due (preamble, changes, a
+ * reset, a heartbeat); when nothing is, suspends the connection until the
+ * next change or heartbeat and returns 0 (libmicrohttpd calls it again
+ * after the resume). */
+static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max)
+{
+    struct stream_ctx *sc = cls;
+    factsd_http *h = sc->http;
+    struct conn *k = sc->conn;
+    (void)pos;
+    if (atomic_load(&k->peer_gone))
+        return MHD_CONTENT_READER_END_OF_STREAM; /* the write fails: closed */
+    long long now = now_ms();
+    if (now >= sc->heartbeat_at)
+        sc->s.heartbeat_due = true;
+    pthread_mutex_lock(&h->feed_lock);
+    if (h->feed_closed) {
+        pthread_mutex_unlock(&h->feed_lock);
+        return MHD_CONTENT_READER_END_OF_STREAM;
+    }
+    size_t n = 0;
+    factsd_stream_state st = factsd_stream_produce(&sc->s, h->history, buf, max, &n);
+    if (n > 0) {
+        sc->heartbeat_at = now + (long long)factsd_config_heartbeat(&h->cfg) * 1000;
+        sc->s.heartbeat_due = false;
+        pthread_mutex_unlock(&h->feed_lock);
+        return (ssize_t)n;
+    }
+    if (st == FACTSD_STREAM_END) {
+        pthread_mutex_unlock(&h->feed_lock);
+        return MHD_CONTENT_READER_END_OF_STREAM;
+    }
+    /* Caught up: wait under feed_lock, so the next append wakes it. */
+    k->wait_deadline = sc->heartbeat_at;
+    waiter_link(h, k, sc->mhd);
+    MHD_suspend_connection(sc->mhd);
+    pthread_mutex_unlock(&h->feed_lock);
+    return 0;
+}
+
+/* Frees a stream once libmicrohttpd is done with its response. */
+static void stream_free(void *cls)
+{
+    struct stream_ctx *sc = cls;
+    factsd_http *h = sc->http;
+    pthread_mutex_lock(&h->feed_lock);
+    h->nstreams--;
+    pthread_mutex_unlock(&h->feed_lock);
+    factsd_stream_release(&sc->s);
+    free(sc);
+}
+
+/* Answers GET or HEAD /v1/stream: a text/event-stream of the changes,
+ * from the client's Last-Event-ID or from now, ended by the server's stop,
+ * the client's close, or a reset when the client fell too far behind. */
+static enum MHD_Result conn_stream(struct conn *k, struct MHD_Connection *c, const char *method)
+{
+    factsd_http *h = k->http;
+    const char *q = memchr(k->target, '?', k->target_len);
+    size_t qlen = q != NULL ? k->target_len - (size_t)(q - k->target) - 1 : 0;
+    factsd_stream_query sq;
+    factsd_problem_param bad[8];
+    size_t nbad = factsd_stream_query_parse(
+        q != NULL ? q + 1 : "", qlen, MHD_lookup_connection_value(c, MHD_HEADER_KIND,
+                                                                    "Last-Event-ID"),
+        &sq, bad, 8);
+    factsd_reply_opts opts = {
+        .origin = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Origin"),
+    };
+    factsd_repr_free(k->own);
+    k->own = NULL;
+    if (nbad > 0) {
+        k->own = factsd_problem_new(FACTSD_PROBLEM_INVALID_PARAMETERS,
+                                    nbad == 1 ? "a parameter is not valid here"
+                                              : "some parameters are not valid here",
+                                    bad, nbad < 8 ? nbad : 8);
+        return conn_send(k, c, method, 400, k->own, &opts);
+    }
+    struct stream_ctx *sc = calloc(1, sizeof *sc);
+    if (sc == NULL)
+        return conn_queue(k, c, method, 500, h->fallback);
+    pthread_mutex_lock(&h->feed_lock);
+    if (h->feed_closed || h->nstreams >= h->cfg.max_streams) {
+        pthread_mutex_unlock(&h->feed_lock);
+        free(sc);
+        k->own = factsd_problem_new(FACTSD_PROBLEM_UNAVAILABLE,
+                                    "too many event streams are open: retry shortly", NULL, 0);
+        opts.retry_after = "1";
+        return conn_send(k, c, method, 503, k->own, &opts);
+    }
+    h->nstreams++;
+    factsd_stream_init(&sc->s, sq.resume ? sq.last : facts_history_latest(h->history),
+                       sq.kinds);
+    pthread_mutex_unlock(&h->feed_lock);
+    sc->http = h;
+    sc->conn = k;
+    sc->mhd = c;
+    sc->heartbeat_at = now_ms() + (long long)factsd_config_heartbeat(&h->cfg) * 1000;
+    k->is_stream = true;
+    struct MHD_Response *resp =
+        MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 4096, stream_read, sc, stream_free);
+    if (resp == NULL) {
+        stream_free(sc);
+        return conn_queue(k, c, method, 500, h->fallback);
+    }
+    if (MHD_add_response_header(resp, "Content-Type", "text/event-stream") != MHD_YES ||
+        MHD_add_response_header(resp, "Cache-Control", "no-cache") != MHD_YES ||
+        MHD_add_response_header(resp, "X-Accel-Buffering", "no") != MHD_YES ||
+        !factsd_cors_add_headers(resp, &h->cfg, opts.origin)) {
+        MHD_destroy_response(resp);
+        return conn_queue(k, c, method, 500, h->fallback);
+    }
+    enum MHD_Result rc = conn_queue(k, c, method, 200, resp);
+    MHD_destroy_response(resp);
+    return rc;
 }
 
 /* Runs an accepted write with its complete content: prepare the change,
@@ -1130,9 +1330,16 @@ static enum MHD_Result conn_write_run(struct conn *k, struct MHD_Connection *c,
 
 static enum MHD_Result conn_answer(struct conn *k, struct MHD_Connection *c, const char *method)
 {
-    if ((k->method == METHOD_GET || k->method == METHOD_HEAD) &&
-        factsd_routes_is_changes(k->target, k->target_len))
-        return conn_changes(k, c, method);
+    if (k->method == METHOD_GET || k->method == METHOD_HEAD) {
+        switch (factsd_routes_feed(k->target, k->target_len)) {
+        case FACTSD_FEED_ROUTE_CHANGES:
+            return conn_changes(k, c, method);
+        case FACTSD_FEED_ROUTE_STREAM:
+            return conn_stream(k, c, method);
+        case FACTSD_FEED_ROUTE_NONE:
+            break;
+        }
+    }
     if (k->method == METHOD_OPTIONS)
         return conn_answer_options(k, c, method);
     if (k->method == METHOD_OTHER) {
@@ -1300,16 +1507,8 @@ static void on_connection(void *cls, struct MHD_Connection *c, void **socket_con
         if (k != NULL && k->waiting) {
             /* Closed while suspended (only when the daemon stops). */
             pthread_mutex_lock(&h->feed_lock);
-            if (k->waiting) {
-                if (k->wprev != NULL)
-                    k->wprev->wnext = k->wnext;
-                else
-                    h->waiters = k->wnext;
-                if (k->wnext != NULL)
-                    k->wnext->wprev = k->wprev;
-                k->waiting = false;
-                h->nwaiters--;
-            }
+            if (k->waiting)
+                waiter_unlink(h, k);
             pthread_mutex_unlock(&h->feed_lock);
         }
         if (k != NULL) {
@@ -1383,6 +1582,9 @@ static void http_free(factsd_http *h)
     if (h->daemon != NULL)
         MHD_stop_daemon(h->daemon);
     facts_history_free(h->history);
+    if (h->watch_fd >= 0)
+        close(h->watch_fd);
+    free(h->watch_map);
     if (h->fallback != NULL)
         MHD_destroy_response(h->fallback);
     factsd_view_unref(atomic_load(&h->view));
@@ -1489,9 +1691,24 @@ static void *sweeper_main(void *arg)
 {
     factsd_http *h = arg;
     struct timespec tick = {0, SWEEP_MS * 1000 * 1000};
+    struct epoll_event ev[64];
+    long long last = now_ms();
     while (!atomic_load(&h->stopping)) {
-        nanosleep(&tick, NULL);
+        /* Between sweeps, wait for the close of a suspended client. */
+        int n = 0;
+        if (h->watch_fd >= 0)
+            n = epoll_wait(h->watch_fd, ev, (int)(sizeof ev / sizeof ev[0]), SWEEP_MS);
+        else
+            nanosleep(&tick, NULL);
+        if (n > 0) {
+            pthread_mutex_lock(&h->feed_lock);
+            feed_wake_gone_locked(h, ev, n);
+            pthread_mutex_unlock(&h->feed_lock);
+        }
         long long now = now_ms();
+        if (now - last < SWEEP_MS)
+            continue;
+        last = now;
         pthread_mutex_lock(&h->conns_lock);
         for (struct conn *k = h->conns; k != NULL; k = k->next) {
             long long d = atomic_load(&k->deadline);
@@ -1501,7 +1718,9 @@ static void *sweeper_main(void *arg)
             }
         }
         pthread_mutex_unlock(&h->conns_lock);
-        /* Suspended long-polls never time out by themselves. */
+        /* Suspended connections never time out by themselves: end the
+         * long-polls whose wait is over, and let the streams whose
+         * heartbeat is due write it. */
         pthread_mutex_lock(&h->feed_lock);
         feed_wake_locked(h, false, now);
         pthread_mutex_unlock(&h->feed_lock);
@@ -1535,6 +1754,7 @@ factsd_http *factsd_http_start_writable(const factsd_config *cfg, facts_store *s
         facts_journal_close(journal);
         return NULL;
     }
+    h->watch_fd = -1;
     if (pthread_mutex_init(&h->writer, NULL) != 0) {
         free(h);
         snprintf(msg, size, "cannot create a mutex");
@@ -1563,6 +1783,16 @@ factsd_http *factsd_http_start_writable(const factsd_config *cfg, facts_store *s
         http_free(h);
         return NULL;
     }
+    /* Watching suspended clients is best effort: without it a departed
+     * client's connection is freed when its wait or heartbeat comes. */
+    struct rlimit rl;
+    size_t cap = WATCH_MAX;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY &&
+        rl.rlim_cur < cap)
+        cap = (size_t)rl.rlim_cur;
+    h->watch_map = calloc(cap, sizeof *h->watch_map);
+    if (h->watch_map != NULL && (h->watch_fd = epoll_create1(EPOLL_CLOEXEC)) >= 0)
+        h->watch_cap = cap;
     atomic_init(&h->readers, 0);
     atomic_init(&h->writes_disabled, false);
     atomic_init(&h->view, NULL);

@@ -31,7 +31,8 @@ enum route_id {
     ROUTE_ACTOR_SUB,
     ROUTE_SUMMARY,
     ROUTE_COMPACT,
-    ROUTE_CHANGES
+    ROUTE_CHANGES,
+    ROUTE_STREAM
 };
 
 struct route {
@@ -342,6 +343,10 @@ static void route_parse(const char *path, size_t len, struct route *r)
         r->id = ROUTE_CHANGES;
         return;
     }
+    if (nseg == 2 && strcmp(seg[0], "v1") == 0 && strcmp(seg[1], "stream") == 0) {
+        r->id = ROUTE_STREAM;
+        return;
+    }
     if (strcmp(seg[0], "v1") != 0 || facts_kind_from_collection(seg[1], &r->kind) != FACTS_OK)
         return;
     if (nseg == 2) {
@@ -371,12 +376,14 @@ bool factsd_routes_match(const char *target, size_t len)
     return r.id != ROUTE_NONE;
 }
 
-bool factsd_routes_is_changes(const char *target, size_t len)
+factsd_feed_route factsd_routes_feed(const char *target, size_t len)
 {
     const char *q = memchr(target, '?', len);
     struct route r;
     route_parse(target, q != NULL ? (size_t)(q - target) : len, &r);
-    return r.id == ROUTE_CHANGES;
+    return r.id == ROUTE_CHANGES  ? FACTSD_FEED_ROUTE_CHANGES
+           : r.id == ROUTE_STREAM ? FACTSD_FEED_ROUTE_STREAM
+                                  : FACTSD_FEED_ROUTE_NONE;
 }
 
 factsd_write_route factsd_routes_write(const char *target, size_t len, facts_kind *kind,
@@ -389,6 +396,7 @@ factsd_write_route factsd_routes_write(const char *target, size_t len, facts_kin
     case ROUTE_NONE:
         return FACTSD_WRITE_ROUTE_NONE;
     case ROUTE_CHANGES:
+    case ROUTE_STREAM:
         return FACTSD_WRITE_ROUTE_READ_ONLY;
     case ROUTE_COMPACT:
         return FACTSD_WRITE_ROUTE_COMPACT;
@@ -680,6 +688,7 @@ static char *cache_key(const struct route *r, const facts_record *rec, const str
     case ROUTE_NONE:
     case ROUTE_COMPACT:
     case ROUTE_CHANGES:
+    case ROUTE_STREAM:
         break;
     }
     factsd_buf_puts(&b, "?");
@@ -713,7 +722,7 @@ void factsd_routes_get(const factsd_view *v, const char *target, size_t len,
     size_t plen = qmark != NULL ? (size_t)(qmark - target) : len;
     struct route r;
     route_parse(target, plen, &r);
-    if (r.id == ROUTE_NONE || r.id == ROUTE_CHANGES) {
+    if (r.id == ROUTE_NONE || r.id == ROUTE_CHANGES || r.id == ROUTE_STREAM) {
         /* The change feed is answered by the HTTP layer, which holds the
          * history; it never reaches here. */
         answer_problem(out, FACTSD_PROBLEM_NOT_FOUND, "no resource lives at this path", NULL,
@@ -795,6 +804,7 @@ void factsd_routes_get(const factsd_view *v, const char *target, size_t len,
     case ROUTE_NONE:
     case ROUTE_COMPACT:
     case ROUTE_CHANGES:
+    case ROUTE_STREAM:
         break;
     }
     factsd_repr_set_revision(out->own, facts_store_revision(store));

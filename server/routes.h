@@ -36,9 +36,16 @@ void factsd_routes_get(const factsd_view *v, const char *target, size_t len,
  * whether or not the record exists). Never fails. */
 bool factsd_routes_match(const char *target, size_t len);
 
-/* Whether the path of the raw target is /v1/changes (the change feed, which
- * factsd_routes_get does not answer). Never fails. */
-bool factsd_routes_is_changes(const char *target, size_t len);
+/* The change feed's routes, which factsd_routes_get does not answer. */
+typedef enum factsd_feed_route {
+    FACTSD_FEED_ROUTE_NONE = 0,
+    FACTSD_FEED_ROUTE_CHANGES, /* /v1/changes */
+    FACTSD_FEED_ROUTE_STREAM   /* /v1/stream */
+} factsd_feed_route;
+
+/* Which change-feed route the path of the raw target names, if any. Never
+ * fails. */
+factsd_feed_route factsd_routes_feed(const char *target, size_t len);
 
 /* What a write method may do at a target. */
 typedef enum factsd_write_route {
