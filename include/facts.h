@@ -165,6 +165,16 @@ void facts_store_unref(facts_store *store);
  * each change applied since. */
 uint64_t facts_store_revision(const facts_store *store);
 
+/* Whether a and b hold the same records (same kinds, order and content),
+ * whatever their revisions. Never fails. */
+bool facts_store_same_records(const facts_store *a, const facts_store *b);
+
+/* Gives store a later revision (revision >= its own, at most 2^53), for a
+ * store that nothing else references yet (its creator's only reference).
+ * FACTS_EARG (shared, backwards, too large) or FACTS_ENOMEM leave the
+ * store unchanged. */
+facts_status facts_store_renumber(facts_store *store, uint64_t revision, facts_error *err);
+
 /* The number of records of kind in the store; 0 for an invalid kind. */
 size_t facts_store_count(const facts_store *store, facts_kind kind);
 
@@ -445,7 +455,8 @@ facts_history *facts_history_new(size_t capacity, uint64_t revision);
  * callers stay valid). NULL is a no-op. */
 void facts_history_free(facts_history *h);
 
-/* Appends the change that made revision (which must be the latest + 1);
+/* Appends the change that made revision (which must be after the latest;
+ * revisions skipped were never published, as when a reload jumps ahead);
  * entry is a JSON object whose reference is taken in every case, rendered
  * compactly once here. Beyond the capacity the oldest entry is dropped.
  * FACTS_EARG (not an object, or out of sequence) or FACTS_ENOMEM leave h

@@ -98,12 +98,12 @@ facts_status facts_history_append(facts_history *h, uint64_t revision, json_t *e
 
     facts_history_entry *dropped = NULL;
     pthread_mutex_lock(&h->lock);
-    if (revision != h->latest + 1) {
+    if (revision <= h->latest) {
         uint64_t latest = h->latest;
         pthread_mutex_unlock(&h->lock);
         facts_history_entry_unref(e);
         facts_error_set(err, FACTS_EARG, "history", 0, 0, "", "argument",
-                        "revision %llu does not follow %llu", (unsigned long long)revision,
+                        "revision %llu is not after %llu", (unsigned long long)revision,
                         (unsigned long long)latest);
         return FACTS_EARG;
     }
@@ -140,9 +140,17 @@ facts_status facts_history_since(facts_history *h, uint64_t since, size_t max,
         pthread_mutex_unlock(&h->lock);
         return FACTS_EGONE;
     }
-    /* Entries hold consecutive revisions base+1 .. latest. */
-    size_t skip = (size_t)(since - h->base), k = 0;
-    for (size_t i = skip; i < h->count && k < max; i++, k++) {
+    /* Entries hold increasing revisions (a reload may skip some): find
+     * the first above since. */
+    size_t lo = 0, hi = h->count, k = 0;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (h->ring[(h->head + mid) % h->capacity]->revision <= since)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    for (size_t i = lo; i < h->count && k < max; i++, k++) {
         facts_history_entry *e = h->ring[(h->head + i) % h->capacity];
         atomic_fetch_add_explicit(&e->refs, 1, memory_order_relaxed);
         out[k] = e;

@@ -46,6 +46,37 @@ uint64_t facts_store_revision(const facts_store *store)
     return store->revision;
 }
 
+bool facts_store_same_records(const facts_store *a, const facts_store *b)
+{
+    for (int k = 0; k < FACTS_KIND_COUNT; k++) {
+        if (a->count[k] != b->count[k])
+            return false;
+        for (size_t i = 0; i < a->count[k]; i++)
+            if (!json_equal(a->records[k][i].json, b->records[k][i].json))
+                return false;
+    }
+    return true;
+}
+
+facts_status facts_store_renumber(facts_store *store, uint64_t revision, facts_error *err)
+{
+    if (atomic_load_explicit(&store->refs, memory_order_acquire) != 1 ||
+        revision < store->revision || revision > (uint64_t)FACTS_REVISION_MAX) {
+        facts_error_set(err, FACTS_EARG, "store", 0, 0, "", "argument",
+                        "a store is renumbered only by its sole owner, forward, up to 2^53");
+        return FACTS_EARG;
+    }
+    if (json_object_get(store->json, "revision") != NULL) {
+        json_t *v = json_integer((json_int_t)revision);
+        if (v == NULL || json_object_set_new(store->json, "revision", v) != 0) {
+            facts_error_set(err, FACTS_ENOMEM, "store", 0, 0, "", "memory", "out of memory");
+            return FACTS_ENOMEM;
+        }
+    }
+    store->revision = revision;
+    return FACTS_OK;
+}
+
 size_t facts_store_count(const facts_store *store, facts_kind kind)
 {
     return (unsigned)kind < FACTS_KIND_COUNT ? store->count[kind] : 0;

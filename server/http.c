@@ -656,8 +656,10 @@ static enum MHD_Result conn_answer_options(struct conn *k, struct MHD_Connection
                  MHD_YES &&
              MHD_add_response_header(resp, "Access-Control-Allow-Headers",
                                      writes ? "Accept, Cache-Control, If-None-Match, "
-                                              "Authorization, Content-Type, If-Match"
-                                            : "Accept, Cache-Control, If-None-Match") ==
+                                              "Last-Event-ID, Authorization, Content-Type, "
+                                              "If-Match"
+                                            : "Accept, Cache-Control, If-None-Match, "
+                                              "Last-Event-ID") ==
                  MHD_YES &&
              MHD_add_response_header(resp, "Access-Control-Max-Age", "86400") == MHD_YES;
     }
@@ -987,16 +989,15 @@ static void feed_wake_gone_locked(factsd_http *h, const struct epoll_event *ev, 
 /* Records the change that made revision in the history and wakes every
  * waiting long-poll; the caller holds h->writer, right after publishing.
  * entry (a new reference, or NULL when memory ran out building it) is
- * consumed. When the entry cannot be appended (no memory, or revision does
- * not follow the latest, as after a reload to another revision), the
- * history restarts just before revision, so that clients behind it are sent
- * to reload rather than miss the change. */
+ * consumed. When the entry cannot be appended (no memory, or revision is
+ * not after the latest), the history restarts just before revision, so
+ * that clients behind it are sent to reload rather than miss the change. */
 static void feed_record(factsd_http *h, uint64_t revision, json_t *entry)
 {
     pthread_mutex_lock(&h->feed_lock);
     facts_error err;
     facts_status st = FACTS_ENOMEM;
-    if (entry != NULL && facts_history_latest(h->history) + 1 == revision) {
+    if (entry != NULL && facts_history_latest(h->history) < revision) {
         st = facts_history_append(h->history, revision, json_incref(entry), &err);
     }
     if (st != FACTS_OK) {
@@ -1931,9 +1932,46 @@ bool factsd_http_reload(factsd_http *h, char *msg, size_t size)
         }
         h->journal = j;
     }
+    /* Revisions only move forward, and one revision is one content: a
+     * follower at the running revision must see a reload that changes
+     * anything. */
+    const facts_store *running = factsd_view_store(atomic_load(&h->view));
+    uint64_t was = facts_store_revision(running);
+    uint64_t revision = facts_store_revision(store);
+    if (revision <= was) {
+        if (revision == was && facts_store_same_records(running, store)) {
+            facts_store_unref(store);
+            snprintf(msg, size, "the dataset is unchanged at revision %llu",
+                     (unsigned long long)was);
+            pthread_mutex_unlock(&h->writer);
+            return true;
+        }
+        if (h->cfg.journal_path[0] != '\0') {
+            /* The journal numbers its records after the dataset's revision:
+             * the reloaded data cannot take a later one here. */
+            facts_store_unref(store);
+            snprintf(msg, size,
+                     "the reloaded data is at revision %llu, not after the running revision "
+                     "%llu, and it differs: the running data stays (compact, then edit the "
+                     "dataset and give it a \"revision\" above %llu)",
+                     (unsigned long long)revision, (unsigned long long)was,
+                     (unsigned long long)was);
+            pthread_mutex_unlock(&h->writer);
+            return false;
+        }
+        /* Without a journal nothing durable carries the number: the new
+         * data takes the next revision. (After a restart the server is at
+         * the file's revision again; followers ahead of it get 410.) */
+        if (facts_store_renumber(store, was + 1, &err) != FACTS_OK) {
+            facts_store_unref(store);
+            snprintf(msg, size, "out of memory, the running data stays");
+            pthread_mutex_unlock(&h->writer);
+            return false;
+        }
+        revision = was + 1;
+    }
     factsd_view *next = factsd_view_new(store, (const char *)factsd_openapi_json,
                                         factsd_openapi_json_len, &h->cfg, msg, size);
-    uint64_t revision = facts_store_revision(store);
     facts_store_unref(store);
     if (next == NULL) {
         pthread_mutex_unlock(&h->writer);
@@ -1943,6 +1981,7 @@ bool factsd_http_reload(factsd_http *h, char *msg, size_t size)
     feed_record(h, revision,
                 factsd_feed_entry_new(revision, "reload", NULL, NULL, NULL, NULL, 0));
     pthread_mutex_unlock(&h->writer);
+    snprintf(msg, size, "revision %llu", (unsigned long long)revision);
     return true;
 }
 

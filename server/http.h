@@ -40,10 +40,15 @@ factsd_http *factsd_http_start_writable(const factsd_config *cfg, facts_store *s
                                         size_t size);
 
 /* Re-reads the dataset (cfg's data_path, or the embedded one), replays the
- * journal onto it and publishes the result, serialised with writes. Returns
- * true, or false with a one-line reason in msg (size bytes) leaving the
- * running snapshot in place (an invalid file, a journal that does not apply,
- * no memory). Thread-safe; not for a request handler thread. */
+ * journal onto it and publishes the result, serialised with writes, with a
+ * "reload" change entry. Revisions only move forward: a result at the
+ * running revision with the same records changes nothing; one that differs
+ * without a later revision is published as the next revision when there is
+ * no journal, and refused with a journal (whose records are numbered after
+ * the dataset's). Returns true with what happened in msg (size bytes), or
+ * false with a one-line reason in msg leaving the running snapshot in place
+ * (an invalid file, a journal that does not apply, a revision that does not
+ * move forward, no memory). Thread-safe; not for a request handler thread. */
 bool factsd_http_reload(factsd_http *h, char *msg, size_t size);
 
 /* The port the service listens on (the one picked when cfg's port was 0). */

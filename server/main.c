@@ -207,7 +207,7 @@ int main(int argc, char **argv)
         if (sig != SIGHUP)
             break;
         if (factsd_http_reload(http, msg, sizeof msg))
-            fprintf(stderr, "factsd: reloaded the dataset\n");
+            fprintf(stderr, "factsd: reloaded the dataset: %s\n", msg);
         else
             fprintf(stderr, "factsd: reload failed: %s\n", msg);
     }

@@ -48,11 +48,12 @@ class Resp:
 class Server:
     """One factsd process on a free port."""
 
-    def __init__(self, workdir, args, env=None):
+    def __init__(self, workdir, args, env=None, journal=True):
         cmd = [ARGS.factsd, "--listen", "127.0.0.1:0", "--threads", "2",
                "--token-file", os.path.join(workdir, "token"),
-               "--journal", os.path.join(workdir, "journal"),
                "--data", os.path.join(workdir, "data.json")] + args
+        if journal:
+            cmd += ["--journal", os.path.join(workdir, "journal")]
         full_env = dict(os.environ)
         full_env.pop("FACTSD_TOKEN", None)
         full_env.update(env or {})
@@ -287,23 +288,65 @@ def test_gone(root):
     check(s.stop() == 0, "exit 0")
 
 
+def wait_for_log(s, text, seconds=5):
+    deadline = time.time() + seconds
+    while time.time() < deadline and text not in s.stderr():
+        time.sleep(0.05)
+    return text in s.stderr()
+
+
 def test_reload(root):
     d = setup_dir(root, "reload")
     s = Server(d, [])
     check(s.request("POST", "/v1/events", event("feed-reload")).status == 201, "a write")
     rev = s.revision()
+    # The same dataset and journal: nothing changed, nothing to follow.
+    t = Poller(s, f"/v1/changes?since={rev}&wait=2")
+    t.start()
+    time.sleep(0.3)
+    s.proc.send_signal(signal.SIGHUP)
+    t.join(10)
+    check(wait_for_log(s, f"unchanged at revision {rev}"), "an unchanged reload is logged")
+    check(t.resp is not None and t.resp.status == 200 and t.resp.json()["changes"] == [],
+          "an unchanged reload wakes no follower")
+    # Compact, edit, raise the revision: the followers at the running
+    # revision, and those at a revision the jump skipped, see the reload.
+    check(s.request("POST", "/v1/admin/compact").status == 200, "compaction")
+    data_path = os.path.join(d, "data.json")
+    edited = json.loads(open(data_path).read())
+    edited["actors"][0]["description"] = "Edited by the feed test."
+    edited["revision"] = rev + 5
+    with open(data_path, "w") as f:
+        json.dump(edited, f)
     t = Poller(s, f"/v1/changes?since={rev}&wait=30")
     t.start()
     time.sleep(0.5)
     s.proc.send_signal(signal.SIGHUP)
     t.join(10)
-    check(t.resp is not None and t.resp.status in (200, 410),
-          f"a long-poll is woken by a reload: {t.error}")
-    r = s.get(f"/v1/changes?since={rev - 1}")
-    ch = r.json().get("changes", []) if r.status == 200 else []
-    check(r.status == 200 and len(ch) == 1 and ch[0]["op"] == "reload" and
-          ch[0]["revision"] == rev and "record" not in ch[0] and "id" not in ch[0],
-          f"SIGHUP enters a reload entry ({r.status} {r.body[:300]})")
+    ch = t.resp.json()["changes"] if t.resp is not None and t.resp.status == 200 else []
+    check(len(ch) == 1 and ch[0]["op"] == "reload" and ch[0]["revision"] == rev + 5 and
+          "record" not in ch[0] and "id" not in ch[0],
+          f"a long-poll is woken by a reload entry at the dataset's revision: {t.error} {ch}")
+    r = s.get(f"/v1/changes?since={rev + 2}")
+    check(r.status == 200 and [c["revision"] for c in r.json()["changes"]] == [rev + 5],
+          "a revision the reload skipped still gets what follows")
+    check(s.request("POST", "/v1/events", event("feed-after-reload")).status == 201 and
+          s.revision() == rev + 6, "writes go on after the reload's revision")
+    check(s.stop() == 0, "exit 0")
+    # Without a journal a changed dataset takes the next revision, so no
+    # revision ever names two contents.
+    d = setup_dir(root, "reload-nojournal")
+    s = Server(d, [], journal=False)
+    check(s.request("POST", "/v1/events", event("feed-memory")).status == 201, "a write")
+    rev = s.revision()
+    s.proc.send_signal(signal.SIGHUP)
+    check(wait_for_log(s, f"reloaded the dataset: revision {rev + 1}"),
+          "the reload takes the next revision")
+    r = s.get(f"/v1/changes?since={rev}")
+    check(r.status == 200 and [(c["op"], c["revision"]) for c in r.json()["changes"]] ==
+          [("reload", rev + 1)], f"the follower at {rev} sees the reload ({r.body[:200]})")
+    check(s.revision() == rev + 1 and s.get("/v1/events/feed-memory").status == 404,
+          "the re-read data is served at that revision")
     check(s.stop() == 0, "exit 0")
 
 

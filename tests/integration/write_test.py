@@ -564,6 +564,16 @@ def test_durability(root):
     check("reload failed" in s.stderr(), "an invalid file on SIGHUP is logged")
     check(s.revision() == rev + 2 and s.get("/v1/events/wt-journal-only").status == 200,
           "an invalid file leaves the running snapshot in place")
+    # The same file again: nothing changes, no new revision.
+    write_file(data_path, good)
+    s.proc.send_signal(signal.SIGHUP)
+    deadline = time.time() + 5
+    while time.time() < deadline and "unchanged at revision" not in s.stderr():
+        time.sleep(0.05)
+    check(f"unchanged at revision {rev + 2}" in s.stderr() and s.revision() == rev + 2,
+          "a reload of the same data changes nothing")
+    # An edit that keeps the revision would give one revision two contents:
+    # refused while a journal numbers the writes after it.
     changed = json.loads(good)
     for a in changed["actors"]:
         if a["slug"] == "russia":
@@ -571,12 +581,27 @@ def test_durability(root):
     write_file(data_path, json.dumps(changed))
     s.proc.send_signal(signal.SIGHUP)
     deadline = time.time() + 5
+    while time.time() < deadline and "not after the running revision" not in s.stderr():
+        time.sleep(0.05)
+    check("not after the running revision" in s.stderr() and s.revision() == rev + 2 and
+          s.get("/v1/actors/russia").json()["name"] != "Russian Federation",
+          "an edit without a later revision is refused, the running data stays")
+    # The documented way: compact, edit, raise the revision.
+    check(s.request("POST", "/v1/admin/compact").status == 200, "compaction before an edit")
+    changed = json.loads(open(data_path).read())
+    for a in changed["actors"]:
+        if a["slug"] == "russia":
+            a["name"] = "Russian Federation"
+    changed["revision"] = rev + 3
+    write_file(data_path, json.dumps(changed))
+    s.proc.send_signal(signal.SIGHUP)
+    deadline = time.time() + 5
     while time.time() < deadline and s.get("/v1/actors/russia", rec=False).json()["name"] != "Russian Federation":
         time.sleep(0.05)
     check(s.get("/v1/actors/russia").json()["name"] == "Russian Federation",
           "SIGHUP re-reads the dataset")
-    check(s.get("/v1/events/wt-journal-only").status == 200 and s.revision() == rev + 2,
-          "the journal applies on top after a reload")
+    check(s.get("/v1/events/wt-journal-only").status == 200 and s.revision() == rev + 3,
+          "the compacted writes stay after a reload, at the dataset's new revision")
     r = s.request("POST", "/v1/events", event("wt-after-reload"))
     check(r.status == 201, f"writes go on after a reload ({r.status})")
     s.stop()

@@ -313,6 +313,44 @@ static void test_size_cap(void)
     free(summary);
 }
 
+/* What a reload compares, and the renumbering of a store nobody shares. */
+static void test_same_and_renumber(void)
+{
+    char *text = json_dumps(facts_store_json(base), JSON_COMPACT);
+    facts_store *again = NULL, *st = NULL;
+    facts_error err;
+    CHECK(text != NULL &&
+          facts_store_load_buffer(text, strlen(text), "again", &again, &err) == FACTS_OK);
+    free(text);
+    if (!again)
+        return;
+    CHECK(facts_store_same_records(base, again) && facts_store_same_records(again, base));
+    const facts_record *orig = facts_store_find(base, FACTS_KIND_EVENT, "kim-visits-russia");
+    json_t *ev = orig ? json_deep_copy(facts_record_json(orig)) : NULL;
+    CHECK(ev != NULL);
+    if (ev)
+        json_object_set_new(ev, "title", json_string("Another title"));
+    if (ev && facts_store_apply(base, FACTS_OP_REPLACE, FACTS_KIND_EVENT, "kim-visits-russia",
+                                ev, &st, NULL, &err) == FACTS_OK) {
+        CHECK(!facts_store_same_records(base, st));
+        /* Same records, other revision: still the same records. */
+        CHECK(facts_store_revision(st) == facts_store_revision(base) + 1);
+        facts_store_unref(st);
+    }
+    json_decref(ev);
+    uint64_t rev = facts_store_revision(again);
+    CHECK(facts_store_renumber(again, rev - 1, &err) == FACTS_EARG &&
+          facts_store_revision(again) == rev);
+    CHECK(facts_store_renumber(again, (uint64_t)1 << 60, &err) == FACTS_EARG);
+    facts_store_ref(again);
+    CHECK(facts_store_renumber(again, rev + 5, &err) == FACTS_EARG); /* shared */
+    facts_store_unref(again);
+    CHECK(facts_store_renumber(again, rev + 5, &err) == FACTS_OK &&
+          facts_store_revision(again) == rev + 5);
+    CHECK(facts_store_same_records(base, again));
+    facts_store_unref(again);
+}
+
 int main(int argc, char **argv)
 {
     if (argc != 2) {
@@ -331,6 +369,7 @@ int main(int argc, char **argv)
     test_failures();
     test_all_problems();
     test_size_cap();
+    test_same_and_renumber();
     facts_store_unref(base);
     return check_done("test_change");
 }

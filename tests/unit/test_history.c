@@ -54,7 +54,8 @@ static void test_basics(void)
           facts_history_entry_revision(out[0]) == 12 && facts_history_entry_revision(out[1]) == 13);
     /* Entries outlive the history. */
     facts_error err;
-    CHECK(facts_history_append(h, 16, entry(16), &err) == FACTS_EARG);
+    CHECK(facts_history_append(h, 14, entry(14), &err) == FACTS_EARG);
+    CHECK(facts_history_append(h, 9, entry(9), &err) == FACTS_EARG);
     CHECK(facts_history_append(h, 15, json_array(), &err) == FACTS_EARG);
     CHECK(facts_history_latest(h) == 14);
     facts_history_free(h);
@@ -96,6 +97,46 @@ static void *reader(void *arg)
     return NULL;
 }
 
+/* A reload may jump ahead: the revisions skipped were never published, so
+ * a client at one of them (or before the jump) gets what follows. */
+static void test_gaps(void)
+{
+    facts_history *h = facts_history_new(4, 1);
+    CHECK(h != NULL);
+    if (!h)
+        return;
+    uint64_t revs[] = {2, 3, 7, 8, 20};
+    for (size_t i = 0; i < sizeof revs / sizeof revs[0]; i++)
+        CHECK(facts_history_append(h, revs[i], entry(revs[i]), NULL) == FACTS_OK);
+    /* Capacity 4: revision 2 went, so the history starts after 2. */
+    facts_history_entry *out[8];
+    size_t n = 0;
+    uint64_t latest = 0, oldest = 0;
+    CHECK(facts_history_since(h, 1, 8, out, &n, &latest, &oldest) == FACTS_EGONE &&
+          oldest == 2 && latest == 20);
+    struct {
+        uint64_t since;
+        size_t n;
+        uint64_t first;
+    } cases[] = {{2, 4, 3}, {3, 3, 7}, {4, 3, 7}, {6, 3, 7}, {7, 2, 8},
+                 {8, 1, 20}, {12, 1, 20}, {19, 1, 20}, {20, 0, 0}};
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        n = 99;
+        facts_status st = facts_history_since(h, cases[c].since, 8, out, &n, &latest, &oldest);
+        CHECK(st == FACTS_OK && n == cases[c].n);
+        if (st == FACTS_OK && n > 0)
+            CHECK(facts_history_entry_revision(out[0]) == cases[c].first);
+        for (size_t i = 0; st == FACTS_OK && i < n; i++) {
+            if (i > 0)
+                CHECK(facts_history_entry_revision(out[i]) >
+                      facts_history_entry_revision(out[i - 1]));
+            facts_history_entry_unref(out[i]);
+        }
+    }
+    CHECK(facts_history_since(h, 21, 8, out, &n, &latest, &oldest) == FACTS_EGONE);
+    facts_history_free(h);
+}
+
 static void test_threads(void)
 {
     shared = facts_history_new(100, 0);
@@ -116,6 +157,7 @@ static void test_threads(void)
 int main(void)
 {
     test_basics();
+    test_gaps();
     test_threads();
     return check_done("test_history");
 }
