@@ -62,7 +62,8 @@ enum {
                                   sent; beyond it the connection is cut */
     TARGET_INLINE = 160,       /* targets up to this size need no allocation */
     SWEEP_MS = 250,
-    WATCH_MAX = 1 << 20,       /* descriptors the client-close watch covers */            /* how often header deadlines are checked */
+    WATCH_MAX = 1 << 20,       /* descriptors the client-close watch covers */
+    HELD_RESERVE = 8,          /* connections long-polls and streams leave free */            /* how often header deadlines are checked */
     URL_LEN = 96
 };
 
@@ -128,6 +129,8 @@ struct factsd_http {
     struct conn *waiters;          /* suspended long-polls and streams */
     size_t nwaiters;               /* long-polls among them */
     size_t nstreams;               /* event streams open */
+    size_t held_cap;               /* long-polls and streams together: the
+                                      connections not kept for other requests */
     bool feed_closed;              /* stopping: no more waiting */
     /* Suspended connections are not watched by libmicrohttpd, so a client
      * that goes away would hold its connection until the wait ends. The
@@ -1050,7 +1053,7 @@ static enum MHD_Result conn_changes(struct conn *k, struct MHD_Connection *c,
     facts_status st =
         facts_history_since(h->history, fq.since, fq.limit, ents, &n, &latest, &oldest);
     if (st == FACTS_OK && n == 0 && fq.wait > 0 && !k->waited && !h->feed_closed) {
-        if (h->nwaiters >= h->cfg.max_waiters) {
+        if (h->nwaiters >= h->cfg.max_waiters || h->nwaiters + h->nstreams >= h->held_cap) {
             pthread_mutex_unlock(&h->feed_lock);
             factsd_repr_free(k->own);
             k->own = factsd_problem_new(FACTSD_PROBLEM_UNAVAILABLE,
@@ -1193,7 +1196,8 @@ static enum MHD_Result conn_stream(struct conn *k, struct MHD_Connection *c, con
     if (sc == NULL)
         return conn_queue(k, c, method, 500, h->fallback);
     pthread_mutex_lock(&h->feed_lock);
-    if (h->feed_closed || h->nstreams >= h->cfg.max_streams) {
+    if (h->feed_closed || h->nstreams >= h->cfg.max_streams ||
+        h->nwaiters + h->nstreams >= h->held_cap) {
         pthread_mutex_unlock(&h->feed_lock);
         free(sc);
         k->own = factsd_problem_new(FACTSD_PROBLEM_UNAVAILABLE,
@@ -1784,6 +1788,12 @@ factsd_http *factsd_http_start_writable(const factsd_config *cfg, facts_store *s
         http_free(h);
         return NULL;
     }
+    /* Held requests never take the last tenth of the connections (at least
+     * HELD_RESERVE), so reads and writes still get in. */
+    size_t reserve = cfg->max_connections / 10;
+    if (reserve < HELD_RESERVE)
+        reserve = HELD_RESERVE;
+    h->held_cap = cfg->max_connections > reserve ? cfg->max_connections - reserve : 1;
     /* Watching suspended clients is best effort: without it a departed
      * client's connection is freed when its wait or heartbeat comes. */
     struct rlimit rl;

@@ -378,6 +378,31 @@ def test_waiter_cap_and_shutdown(root):
               f"a held client got an empty answer or a clean close ({t.error})")
 
 
+def test_held_reserve(root):
+    """Long-polls never take the connections reads need: with 20 connections
+    at most 12 are held (8 are left), whatever --max-waiters says."""
+    d = setup_dir(root, "reserve")
+    s = Server(d, ["--max-connections", "20", "--max-connections-per-ip", "0",
+                   "--max-waiters", "100"])
+    rev = s.revision()
+    ts = [Poller(s, f"/v1/changes?since={rev}&wait=60") for _ in range(12)]
+    for t in ts:
+        t.start()
+    waiters_held(s, 12)
+    r = s.get(f"/v1/changes?since={rev}&wait=60", timeout=10)
+    check(r.status == 503 and r.header("Retry-After") == "1",
+          f"the 13th long-poll of 20 connections: 503 ({r.status})")
+    check(s.get("/v1").status == 200 and
+          s.request("POST", "/v1/events", event("feed-reserve")).status == 201,
+          "reads and writes still get in")
+    for t in ts:
+        t.join(10)
+    check(all(t.resp is not None and t.resp.status == 200 and
+              len(t.resp.json()["changes"]) == 1 for t in ts),
+          "the write reaches every held long-poll")
+    check(s.stop() == 0, "exit 0")
+
+
 def test_flags(root):
     d = setup_dir(root, "flags")
     for bad in (["--history", "0"], ["--history", "1000001"], ["--history", "x"],
@@ -423,6 +448,7 @@ def main():
         check(s.stop() == 0, "SIGTERM: exit 0")
         test_gone(root)
         test_reload(root)
+        test_held_reserve(root)
         test_waiter_cap_and_shutdown(root)
         test_flags(root)
     return finish(ARGS)
