@@ -63,7 +63,10 @@ enum {
     TARGET_INLINE = 160,       /* targets up to this size need no allocation */
     SWEEP_MS = 250,
     WATCH_MAX = 1 << 20,       /* descriptors the client-close watch covers */
-    HELD_RESERVE = 8,          /* connections long-polls and streams leave free */            /* how often header deadlines are checked */
+    HELD_RESERVE = 8,          /* connections long-polls and streams leave free */
+    STREAM_BLOCK = 512,        /* libmicrohttpd's buffer of a stream response
+                                  (used for HTTP/1.0 only; chunked streams
+                                  write into the connection's buffer) */            /* how often header deadlines are checked */
     URL_LEN = 96
 };
 
@@ -1215,7 +1218,8 @@ static enum MHD_Result conn_stream(struct conn *k, struct MHD_Connection *c, con
     sc->heartbeat_at = now_ms() + (long long)factsd_config_heartbeat(&h->cfg) * 1000;
     k->is_stream = true;
     struct MHD_Response *resp =
-        MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 4096, stream_read, sc, stream_free);
+        MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, STREAM_BLOCK, stream_read, sc,
+                                          stream_free);
     if (resp == NULL) {
         stream_free(sc);
         return conn_queue(k, c, method, 500, h->fallback);
