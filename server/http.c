@@ -948,12 +948,15 @@ static void waiter_unlink(factsd_http *h, struct conn *k)
     }
 }
 
-/* Resumes k, a waiting connection; the caller holds h->feed_lock. */
+/* Resumes k, a waiting connection; the caller holds h->feed_lock. Once
+ * resumed, a worker may finish the connection and free k at once: k is not
+ * touched after the resume. */
 static void waiter_wake(factsd_http *h, struct conn *k)
 {
+    struct MHD_Connection *c = k->mhd;
     waiter_unlink(h, k);
-    MHD_resume_connection(k->mhd);
     k->mhd = NULL;
+    MHD_resume_connection(c);
 }
 
 /* Resumes every waiting long-poll and stream (all) or those whose wait or
@@ -1169,6 +1172,26 @@ static void stream_free(void *cls)
     free(sc);
 }
 
+/* The content reader of a HEAD answer: no content. */
+static ssize_t stream_head_read(void *cls, uint64_t pos, char *buf, size_t max)
+{
+    (void)cls;
+    (void)pos;
+    (void)buf;
+    (void)max;
+    return MHD_CONTENT_READER_END_OF_STREAM;
+}
+
+/* Adds the headers of a stream answer; false when memory runs out. */
+static bool stream_headers_add(struct MHD_Response *resp, factsd_http *h, const char *origin)
+{
+    return MHD_add_response_header(resp, "Content-Type", "text/event-stream") == MHD_YES &&
+           MHD_add_response_header(resp, "Cache-Control", "no-cache") == MHD_YES &&
+           MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff") == MHD_YES &&
+           MHD_add_response_header(resp, "X-Accel-Buffering", "no") == MHD_YES &&
+           factsd_cors_add_headers(resp, &h->cfg, origin);
+}
+
 /* Answers GET or HEAD /v1/stream: a text/event-stream of the changes,
  * from the client's Last-Event-ID or from now, ended by the server's stop,
  * the client's close, or a reset when the client fell too far behind. */
@@ -1195,16 +1218,36 @@ static enum MHD_Result conn_stream(struct conn *k, struct MHD_Connection *c, con
                                     bad, nbad < 8 ? nbad : 8);
         return conn_send(k, c, method, 400, k->own, &opts);
     }
+    if (k->method == METHOD_HEAD) {
+        /* The headers alone, without taking a stream. libmicrohttpd ends a
+         * chunked HEAD answer with a last-chunk all the same: close the
+         * connection so that no later answer is misread after it. */
+        struct MHD_Response *head =
+            MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, STREAM_BLOCK, stream_head_read,
+                                              NULL, NULL);
+        enum MHD_Result rc = MHD_NO;
+        if (head != NULL && stream_headers_add(head, h, opts.origin) &&
+            MHD_add_response_header(head, "Connection", "close") == MHD_YES)
+            rc = conn_queue(k, c, method, 200, head);
+        else
+            rc = conn_queue(k, c, method, 500, h->fallback);
+        if (head != NULL)
+            MHD_destroy_response(head);
+        return rc;
+    }
     struct stream_ctx *sc = calloc(1, sizeof *sc);
     if (sc == NULL)
         return conn_queue(k, c, method, 500, h->fallback);
     pthread_mutex_lock(&h->feed_lock);
     if (h->feed_closed || h->nstreams >= h->cfg.max_streams ||
         h->nwaiters + h->nstreams >= h->held_cap) {
+        bool closed = h->feed_closed;
         pthread_mutex_unlock(&h->feed_lock);
         free(sc);
         k->own = factsd_problem_new(FACTSD_PROBLEM_UNAVAILABLE,
-                                    "too many event streams are open: retry shortly", NULL, 0);
+                                    closed ? "the server is stopping: retry shortly"
+                                           : "too many event streams are open: retry shortly",
+                                    NULL, 0);
         opts.retry_after = "1";
         return conn_send(k, c, method, 503, k->own, &opts);
     }
@@ -1224,10 +1267,7 @@ static enum MHD_Result conn_stream(struct conn *k, struct MHD_Connection *c, con
         stream_free(sc);
         return conn_queue(k, c, method, 500, h->fallback);
     }
-    if (MHD_add_response_header(resp, "Content-Type", "text/event-stream") != MHD_YES ||
-        MHD_add_response_header(resp, "Cache-Control", "no-cache") != MHD_YES ||
-        MHD_add_response_header(resp, "X-Accel-Buffering", "no") != MHD_YES ||
-        !factsd_cors_add_headers(resp, &h->cfg, opts.origin)) {
+    if (!stream_headers_add(resp, h, opts.origin)) {
         MHD_destroy_response(resp);
         return conn_queue(k, c, method, 500, h->fallback);
     }

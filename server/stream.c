@@ -105,10 +105,23 @@ size_t factsd_stream_query_parse(const char *query, size_t len, const char *head
     }
     if (header != NULL) {
         /* EventSource sends back the last id it saw; an empty one means
-         * none. */
-        if (header[0] == '\0') {
+         * none. Whitespace around a field value is not part of it. */
+        char id[24];
+        size_t hlen = strlen(header);
+        while (hlen > 0 && (header[0] == ' ' || header[0] == '\t')) {
+            header++;
+            hlen--;
+        }
+        while (hlen > 0 && (header[hlen - 1] == ' ' || header[hlen - 1] == '\t'))
+            hlen--;
+        bool fits = hlen < sizeof id;
+        if (fits) {
+            memcpy(id, header, hlen);
+            id[hlen] = '\0';
+        }
+        if (hlen == 0) {
             /* keep the query's position, if any */
-        } else if (!factsd_text_parse_int(header, 0, INT64_MAX, &v)) {
+        } else if (!fits || !factsd_text_parse_int(id, 0, INT64_MAX, &v)) {
             nbad = stream_bad_add(bad, cap, nbad, "Last-Event-ID",
                                   "expected a revision: a whole number >= 0");
         } else {

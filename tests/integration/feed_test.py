@@ -49,6 +49,7 @@ class Server:
     """One factsd process on a free port."""
 
     def __init__(self, workdir, args, env=None, journal=True):
+        self.workdir = workdir
         cmd = [ARGS.factsd, "--listen", "127.0.0.1:0", "--threads", "2",
                "--token-file", os.path.join(workdir, "token"),
                "--data", os.path.join(workdir, "data.json")] + args
