@@ -12,11 +12,6 @@
 #include <string.h>
 #include <time.h>
 
-enum {
-    VALUE_LEN = 32, /* decoded bytes of one parameter value */
-    PIECES_MAX = 16 /* '&'-separated pieces looked at */
-};
-
 /* Writes now as "YYYY-MM-DDTHH:MM:SS.mmmZ" into out (at least 25 bytes). */
 static void feed_time_format(char *out, size_t size)
 {
@@ -64,17 +59,6 @@ json_t *factsd_feed_entry_new(uint64_t revision, const char *op, const char *col
     return e;
 }
 
-/* Records one offending parameter when there is room; returns the count. */
-static size_t feed_bad_add(factsd_problem_param *bad, size_t cap, size_t n, const char *name,
-                           const char *reason)
-{
-    if (n < cap) {
-        snprintf(bad[n].name, sizeof bad[n].name, "%s", name);
-        snprintf(bad[n].reason, sizeof bad[n].reason, "%s", reason);
-    }
-    return n + 1;
-}
-
 size_t factsd_feed_query_parse(const char *query, size_t len, factsd_feed_query *q,
                                factsd_problem_param *bad, size_t cap)
 {
@@ -82,60 +66,58 @@ size_t factsd_feed_query_parse(const char *query, size_t len, factsd_feed_query 
     q->limit = FACTSD_FEED_LIMIT_DEFAULT;
     q->wait = 0;
     bool have_since = false, seen_limit = false, seen_wait = false;
-    size_t nbad = 0;
-    size_t pieces = 0, pos = 0;
-    factsd_query_piece qp;
-    while (factsd_text_query_next(query, len, &pos, &qp)) {
-        if (++pieces > PIECES_MAX) {
-            nbad = feed_bad_add(bad, cap, nbad, "query", "too many parameters");
+    size_t nbad = 0, count = 0, pos = 0;
+    factsd_query_param p;
+    factsd_query_step step;
+    while ((step = factsd_text_query_param_next(query, len, &pos, &count, &p)) !=
+           FACTSD_QUERY_DONE) {
+        if (step == FACTSD_QUERY_TOO_MANY) {
+            nbad = factsd_problem_param_add(bad, cap, nbad, "query", "too many parameters");
             break;
         }
-        char name[VALUE_LEN], value[VALUE_LEN];
-        size_t dn = 0, dv = 0;
-        if (!factsd_text_pct_decode(qp.name, qp.name_len, true, name, sizeof name, &dn)) {
-            nbad = feed_bad_add(bad, cap, nbad, "query", "a parameter name is not valid");
+        if (step == FACTSD_QUERY_BAD_NAME) {
+            nbad = factsd_problem_param_add(bad, cap, nbad, "query",
+                                            "a parameter name is not valid");
             continue;
         }
-        bool value_ok = !qp.has_value ||
-                        factsd_text_pct_decode(qp.value, qp.value_len, true, value,
-                                               sizeof value, &dv);
-        if (!qp.has_value)
-            value[0] = '\0';
+        const char *name = p.name, *value = p.value;
+        bool value_ok = p.value_ok;
         long long v = 0;
+        const char *again = "given more than once";
         if (strcmp(name, "since") == 0) {
-            if (have_since || !value_ok ||
-                !factsd_text_parse_int(value, 0, INT64_MAX, &v))
-                nbad = feed_bad_add(bad, cap, nbad, "since",
-                                    have_since ? "given more than once"
-                                               : "expected a revision: a whole number >= 0");
+            if (have_since || !value_ok || !factsd_text_parse_int(value, 0, INT64_MAX, &v))
+                nbad = factsd_problem_param_add(
+                    bad, cap, nbad, "since",
+                    have_since ? again : "expected a revision: a whole number >= 0");
             else
                 q->since = (uint64_t)v;
             have_since = true;
         } else if (strcmp(name, "limit") == 0) {
             if (seen_limit || !value_ok ||
                 !factsd_text_parse_int(value, 1, FACTSD_FEED_LIMIT_MAX, &v))
-                nbad = feed_bad_add(bad, cap, nbad, "limit",
-                                    seen_limit ? "given more than once"
-                                               : "expected a whole number from 1 to 500");
+                nbad = factsd_problem_param_add(
+                    bad, cap, nbad, "limit",
+                    seen_limit ? again : "expected a whole number from 1 to 500");
             else
                 q->limit = (size_t)v;
             seen_limit = true;
         } else if (strcmp(name, "wait") == 0) {
             if (seen_wait || !value_ok ||
                 !factsd_text_parse_int(value, 0, FACTSD_FEED_WAIT_MAX, &v))
-                nbad = feed_bad_add(bad, cap, nbad, "wait",
-                                    seen_wait ? "given more than once"
-                                              : "expected seconds: a whole number from 0 to 60");
+                nbad = factsd_problem_param_add(
+                    bad, cap, nbad, "wait",
+                    seen_wait ? again : "expected seconds: a whole number from 0 to 60");
             else
                 q->wait = (unsigned)v;
             seen_wait = true;
         } else if (strcmp(name, "pretty") != 0) {
-            nbad = feed_bad_add(bad, cap, nbad, dn > 0 && dn < 32 ? name : "query",
-                                "not a parameter of this resource");
+            nbad = factsd_problem_param_add(bad, cap, nbad, name[0] != '\0' ? name : "query",
+                                            "not a parameter of this resource");
         }
     }
     if (!have_since)
-        nbad = feed_bad_add(bad, cap, nbad, "since", "required: the revision you have");
+        nbad = factsd_problem_param_add(bad, cap, nbad, "since",
+                                        "required: the revision you have");
     return nbad;
 }
 

@@ -4,6 +4,7 @@
 #include "problem.h"
 
 #include <jansson.h>
+#include <stdio.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
@@ -133,4 +134,14 @@ factsd_repr *factsd_problem_new(factsd_problem_kind kind, const char *detail,
     size_t len = 0;
     char *body = factsd_problem_render(kind, detail, params, count, &len);
     return body != NULL ? factsd_repr_new(body, len, FACTSD_MEDIA_PROBLEM, NULL) : NULL;
+}
+
+size_t factsd_problem_param_add(factsd_problem_param *bad, size_t cap, size_t n,
+                                const char *name, const char *reason)
+{
+    if (n < cap) {
+        snprintf(bad[n].name, sizeof bad[n].name, "%s", name);
+        snprintf(bad[n].reason, sizeof bad[n].reason, "%s", reason);
+    }
+    return n + 1;
 }

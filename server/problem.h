@@ -46,6 +46,12 @@ typedef struct factsd_problem_param {
     char reason[160];
 } factsd_problem_param;
 
+/* Records one offending parameter in bad[n] when n < cap (name and reason
+ * are copied, cut to fit). Returns n + 1: the count, kept even beyond cap.
+ * Never fails. */
+size_t factsd_problem_param_add(factsd_problem_param *bad, size_t cap, size_t n,
+                                const char *name, const char *reason);
+
 /* The HTTP status of a problem kind (400 for an unknown kind). */
 unsigned factsd_problem_status(factsd_problem_kind kind);
 

@@ -11,23 +11,6 @@
 #include <stdio.h>
 #include <string.h>
 
-enum {
-    NAME_LEN = 32,  /* decoded bytes of one parameter name */
-    VALUE_LEN = 96, /* decoded bytes of one parameter value */
-    PIECES_MAX = 16 /* '&'-separated pieces looked at */
-};
-
-/* Records one offending parameter when there is room; returns the count. */
-static size_t stream_bad_add(factsd_problem_param *bad, size_t cap, size_t n, const char *name,
-                             const char *reason)
-{
-    if (n < cap) {
-        snprintf(bad[n].name, sizeof bad[n].name, "%s", name);
-        snprintf(bad[n].reason, sizeof bad[n].reason, "%s", reason);
-    }
-    return n + 1;
-}
-
 /* Parses a comma-separated collection list into a mask; false when a name
  * is empty or not a collection. */
 static bool stream_kinds_parse(const char *list, unsigned *kinds)
@@ -62,45 +45,45 @@ size_t factsd_stream_query_parse(const char *query, size_t len, const char *head
     q->last = 0;
     q->kinds = 0;
     bool seen_collection = false, seen_last = false;
-    size_t nbad = 0, pieces = 0, pos = 0;
+    size_t nbad = 0, count = 0, pos = 0;
     long long v = 0;
-    factsd_query_piece qp;
-    while (factsd_text_query_next(query, len, &pos, &qp)) {
-        if (++pieces > PIECES_MAX) {
-            nbad = stream_bad_add(bad, cap, nbad, "query", "too many parameters");
+    factsd_query_param p;
+    factsd_query_step step;
+    while ((step = factsd_text_query_param_next(query, len, &pos, &count, &p)) !=
+           FACTSD_QUERY_DONE) {
+        if (step == FACTSD_QUERY_TOO_MANY) {
+            nbad = factsd_problem_param_add(bad, cap, nbad, "query", "too many parameters");
             break;
         }
-        char name[NAME_LEN], value[VALUE_LEN];
-        size_t dn = 0, dv = 0;
-        if (!factsd_text_pct_decode(qp.name, qp.name_len, true, name, sizeof name, &dn)) {
-            nbad = stream_bad_add(bad, cap, nbad, "query", "a parameter name is not valid");
+        if (step == FACTSD_QUERY_BAD_NAME) {
+            nbad = factsd_problem_param_add(bad, cap, nbad, "query",
+                                            "a parameter name is not valid");
             continue;
         }
-        bool value_ok = !qp.has_value || factsd_text_pct_decode(qp.value, qp.value_len, true,
-                                                                value, sizeof value, &dv);
-        if (!qp.has_value)
-            value[0] = '\0';
+        const char *name = p.name, *value = p.value;
+        bool value_ok = p.value_ok;
+        const char *again = "given more than once";
         if (strcmp(name, "collection") == 0) {
             if (seen_collection || !value_ok || !stream_kinds_parse(value, &q->kinds))
-                nbad = stream_bad_add(bad, cap, nbad, "collection",
-                                      seen_collection
-                                          ? "given more than once"
-                                          : "expected a comma-separated list of actors, "
-                                            "events, troop-estimates, sources");
+                nbad = factsd_problem_param_add(
+                    bad, cap, nbad, "collection",
+                    seen_collection ? again
+                                    : "expected a comma-separated list of actors, events, "
+                                      "troop-estimates, sources");
             seen_collection = true;
         } else if (strcmp(name, "last-event-id") == 0) {
             if (seen_last || !value_ok || !factsd_text_parse_int(value, 0, INT64_MAX, &v)) {
-                nbad = stream_bad_add(bad, cap, nbad, "last-event-id",
-                                      seen_last ? "given more than once"
-                                                : "expected a revision: a whole number >= 0");
+                nbad = factsd_problem_param_add(
+                    bad, cap, nbad, "last-event-id",
+                    seen_last ? again : "expected a revision: a whole number >= 0");
             } else {
                 q->resume = true;
                 q->last = (uint64_t)v;
             }
             seen_last = true;
         } else if (strcmp(name, "pretty") != 0) {
-            nbad = stream_bad_add(bad, cap, nbad, dn > 0 && dn < NAME_LEN ? name : "query",
-                                  "not a parameter of this resource");
+            nbad = factsd_problem_param_add(bad, cap, nbad, name[0] != '\0' ? name : "query",
+                                            "not a parameter of this resource");
         }
     }
     if (header != NULL) {
@@ -122,8 +105,8 @@ size_t factsd_stream_query_parse(const char *query, size_t len, const char *head
         if (hlen == 0) {
             /* keep the query's position, if any */
         } else if (!fits || !factsd_text_parse_int(id, 0, INT64_MAX, &v)) {
-            nbad = stream_bad_add(bad, cap, nbad, "Last-Event-ID",
-                                  "expected a revision: a whole number >= 0");
+            nbad = factsd_problem_param_add(bad, cap, nbad, "Last-Event-ID",
+                                            "expected a revision: a whole number >= 0");
         } else {
             q->resume = true;
             q->last = (uint64_t)v;

@@ -296,3 +296,20 @@ bool factsd_text_query_next(const char *query, size_t len, size_t *pos,
     }
     return false;
 }
+
+factsd_query_step factsd_text_query_param_next(const char *query, size_t len, size_t *pos,
+                                               size_t *count, factsd_query_param *p)
+{
+    factsd_query_piece qp;
+    if (!factsd_text_query_next(query, len, pos, &qp))
+        return FACTSD_QUERY_DONE;
+    if (++*count > FACTSD_PARAMS_MAX)
+        return FACTSD_QUERY_TOO_MANY;
+    size_t dn = 0, dv = 0;
+    if (!factsd_text_pct_decode(qp.name, qp.name_len, true, p->name, sizeof p->name, &dn))
+        return FACTSD_QUERY_BAD_NAME;
+    p->value[0] = '\0';
+    p->value_ok = !qp.has_value || factsd_text_pct_decode(qp.value, qp.value_len, true,
+                                                          p->value, sizeof p->value, &dv);
+    return FACTSD_QUERY_PARAM;
+}

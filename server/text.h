@@ -50,6 +50,33 @@ typedef struct factsd_query_piece {
 bool factsd_text_query_next(const char *query, size_t len, size_t *pos,
                             factsd_query_piece *out);
 
+enum {
+    FACTSD_PARAM_NAME_LEN = 32,  /* bytes of a decoded parameter name, NUL included */
+    FACTSD_PARAM_VALUE_LEN = 96, /* bytes of a decoded value, NUL included */
+    FACTSD_PARAMS_MAX = 16       /* '&'-separated pieces looked at */
+};
+
+/* One decoded query parameter. */
+typedef struct factsd_query_param {
+    char name[FACTSD_PARAM_NAME_LEN];   /* decoded ('+' is a space) */
+    char value[FACTSD_PARAM_VALUE_LEN]; /* decoded; "" when there was no '=' */
+    bool value_ok;                      /* the value decoded and fit */
+} factsd_query_param;
+
+/* What factsd_text_query_param_next found. */
+typedef enum factsd_query_step {
+    FACTSD_QUERY_DONE = 0, /* no more parameters */
+    FACTSD_QUERY_PARAM,    /* *p holds the next parameter */
+    FACTSD_QUERY_BAD_NAME, /* a name that does not decode or fit: go on */
+    FACTSD_QUERY_TOO_MANY  /* more than FACTSD_PARAMS_MAX pieces: stop */
+} factsd_query_step;
+
+/* Steps through the raw query (len bytes, without the '?') from *pos,
+ * counting pieces in *count (start both at 0), and decodes the next
+ * parameter into *p. Never fails otherwise. */
+factsd_query_step factsd_text_query_param_next(const char *query, size_t len, size_t *pos,
+                                               size_t *count, factsd_query_param *p);
+
 /* A 64-bit non-cryptographic hash of len bytes at data. Never fails. */
 uint64_t factsd_text_hash64(const void *data, size_t len);
 
