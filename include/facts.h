@@ -464,6 +464,11 @@ void facts_history_free(facts_history *h);
 facts_status facts_history_append(facts_history *h, uint64_t revision, json_t *entry,
                                   facts_error *err);
 
+/* Empties h and restarts it at revision (its next entry must come after
+ * it): a client behind revision then gets FACTS_EGONE instead of missing
+ * a change that could not be recorded. Never fails, allocates nothing. */
+void facts_history_reset(facts_history *h, uint64_t revision);
+
 /* The latest revision recorded (the starting revision when empty). */
 uint64_t facts_history_latest(facts_history *h);
 

@@ -121,6 +121,20 @@ facts_status facts_history_append(facts_history *h, uint64_t revision, json_t *e
     return FACTS_OK;
 }
 
+void facts_history_reset(facts_history *h, uint64_t revision)
+{
+    pthread_mutex_lock(&h->lock);
+    for (size_t i = 0; i < h->count; i++) {
+        size_t slot = (h->head + i) % h->capacity;
+        facts_history_entry_unref(h->ring[slot]);
+        h->ring[slot] = NULL;
+    }
+    h->count = 0;
+    h->head = 0;
+    h->base = h->latest = revision;
+    pthread_mutex_unlock(&h->lock);
+}
+
 uint64_t facts_history_latest(facts_history *h)
 {
     pthread_mutex_lock(&h->lock);

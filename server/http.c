@@ -996,31 +996,24 @@ static void feed_wake_gone_locked(factsd_http *h, const struct epoll_event *ev, 
 }
 
 /* Records the change that made revision in the history and wakes every
- * waiting long-poll; the caller holds h->writer, right after publishing.
- * entry (a new reference, or NULL when memory ran out building it) is
- * consumed. When the entry cannot be appended (no memory, or revision is
- * not after the latest), the history restarts just before revision, so
+ * waiting long-poll and stream; the caller holds h->writer, right after
+ * publishing. entry (a new reference, or NULL when memory ran out building
+ * it) is consumed. When the entry cannot be appended (no memory, or
+ * revision is not after the latest), the history restarts at revision, so
  * that clients behind it are sent to reload rather than miss the change. */
 static void feed_record(factsd_http *h, uint64_t revision, json_t *entry)
 {
     pthread_mutex_lock(&h->feed_lock);
     facts_error err;
     facts_status st = FACTS_ENOMEM;
-    if (entry != NULL && facts_history_latest(h->history) < revision) {
+    if (entry != NULL && facts_history_latest(h->history) < revision)
         st = facts_history_append(h->history, revision, json_incref(entry), &err);
-    }
     if (st != FACTS_OK) {
-        facts_history *fresh = facts_history_new(h->cfg.history, revision - 1);
-        if (fresh != NULL) {
-            facts_history_free(h->history);
-            h->history = fresh;
-            if (entry == NULL ||
-                facts_history_append(h->history, revision, json_incref(entry), &err) != FACTS_OK)
-                fprintf(stderr, "factsd: the change feed lost revision %llu (out of memory)\n",
-                        (unsigned long long)revision);
-        } else {
-            fprintf(stderr, "factsd: the change feed cannot restart (out of memory)\n");
-        }
+        facts_history_reset(h->history, revision);
+        fprintf(stderr,
+                "factsd: the change feed could not record revision %llu; clients behind it "
+                "will reload\n",
+                (unsigned long long)revision);
     }
     json_decref(entry);
     feed_wake_locked(h, true, 0);
@@ -1219,14 +1212,17 @@ static enum MHD_Result conn_stream(struct conn *k, struct MHD_Connection *c, con
         return conn_send(k, c, method, 400, k->own, &opts);
     }
     if (k->method == METHOD_HEAD) {
-        /* The headers alone, without taking a stream. libmicrohttpd ends a
-         * chunked HEAD answer with a last-chunk all the same: close the
-         * connection so that no later answer is misread after it. */
+        /* The headers alone, without taking a stream. Answered without
+         * chunking (libmicrohttpd would end a chunked HEAD answer with a
+         * last-chunk all the same), and the connection closes. */
         struct MHD_Response *head =
             MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, STREAM_BLOCK, stream_head_read,
                                               NULL, NULL);
         enum MHD_Result rc = MHD_NO;
-        if (head != NULL && stream_headers_add(head, h, opts.origin) &&
+        if (head != NULL &&
+            MHD_set_response_options(head, MHD_RF_HTTP_1_0_COMPATIBLE_STRICT, MHD_RO_END) ==
+                MHD_YES &&
+            stream_headers_add(head, h, opts.origin) &&
             MHD_add_response_header(head, "Connection", "close") == MHD_YES)
             rc = conn_queue(k, c, method, 200, head);
         else
@@ -1554,7 +1550,10 @@ static void on_connection(void *cls, struct MHD_Connection *c, void **socket_con
     } else if (toe == MHD_CONNECTION_NOTIFY_CLOSED) {
         struct conn *k = *socket_context;
         if (k != NULL && k->waiting) {
-            /* Closed while suspended (only when the daemon stops). */
+            /* Closed while still on the waiting list: not expected, since
+             * every suspended connection is resumed (feed_close) before the
+             * daemon stops and none suspends afterwards; kept so that the
+             * list can never point at a freed connection. */
             pthread_mutex_lock(&h->feed_lock);
             if (k->waiting)
                 waiter_unlink(h, k);
@@ -1993,7 +1992,9 @@ bool factsd_http_reload(factsd_http *h, char *msg, size_t size)
     uint64_t was = facts_store_revision(running);
     uint64_t revision = facts_store_revision(store);
     if (revision <= was) {
-        if (revision == was && facts_store_same_records(running, store)) {
+        if (facts_store_same_records(running, store)) {
+            /* Nothing to follow, whatever the number says (without a
+             * journal the running revision is ahead of the file's). */
             facts_store_unref(store);
             snprintf(msg, size, "the dataset is unchanged at revision %llu",
                      (unsigned long long)was);
@@ -2018,7 +2019,7 @@ bool factsd_http_reload(factsd_http *h, char *msg, size_t size)
          * the file's revision again; followers ahead of it get 410.) */
         if (facts_store_renumber(store, was + 1, &err) != FACTS_OK) {
             facts_store_unref(store);
-            snprintf(msg, size, "out of memory, the running data stays");
+            snprintf(msg, size, "the running data stays: %.200s", err.text);
             pthread_mutex_unlock(&h->writer);
             return false;
         }

@@ -161,8 +161,12 @@ static bool stream_next(factsd_stream *s, facts_history *h)
 {
     if (!s->started) {
         s->started = true;
-        stream_lit_set(s, "retry: %d\n: revision %" PRIu64 "\n\n", FACTSD_STREAM_RETRY_MS,
-                       facts_history_latest(h));
+        /* The id line gives a client its position before any change comes:
+         * reconnecting, it resumes from there instead of from a later
+         * "now". (A block with no data dispatches no event.) */
+        stream_lit_set(s, "retry: %d\nid: %" PRIu64 "\n: revision %" PRIu64 "\n\n",
+                       FACTSD_STREAM_RETRY_MS, s->cursor, facts_history_latest(h));
+        s->sent_id = s->cursor;
         return true;
     }
     for (;;) {
@@ -183,14 +187,20 @@ static bool stream_next(factsd_stream *s, facts_history *h)
                            s->sent_event ? " (this stream fell behind and ends here)" : "");
             s->ending = s->sent_event;
             s->sent_event = true;
-            s->cursor = latest;
+            s->cursor = s->sent_id = latest;
             return true;
         }
         if (k == 0) {
             if (!s->heartbeat_due)
                 return false;
             s->heartbeat_due = false;
-            stream_lit_set(s, ": heartbeat\n\n");
+            if (s->cursor != s->sent_id) {
+                /* Changes the filter skipped moved the position. */
+                stream_lit_set(s, ": heartbeat\nid: %" PRIu64 "\n\n", s->cursor);
+                s->sent_id = s->cursor;
+            } else {
+                stream_lit_set(s, ": heartbeat\n\n");
+            }
             return true;
         }
         uint64_t rev = facts_history_entry_revision(e);
@@ -200,6 +210,7 @@ static bool stream_next(factsd_stream *s, facts_history *h)
             continue;
         }
         stream_lit_set(s, "id: %" PRIu64 "\ndata: ", rev);
+        s->sent_id = rev;
         s->entry = e;
         s->entry_off = 0;
         s->tail_off = 0;

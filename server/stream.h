@@ -59,6 +59,7 @@ typedef struct factsd_stream {
     bool ending;               /* end once the current event is out */
     bool heartbeat_due;        /* send a heartbeat when nothing else is due */
     bool sent_event;           /* a change or reset went out */
+    uint64_t sent_id;          /* the last id written */
     char lit[FACTSD_STREAM_LINE]; /* a literal piece being written */
     size_t lit_len, lit_off;
     facts_history_entry *entry; /* the change being written, or NULL */
@@ -75,17 +76,19 @@ void factsd_stream_init(factsd_stream *s, uint64_t cursor, unsigned kinds);
 void factsd_stream_release(factsd_stream *s);
 
 /* Writes up to max bytes of the stream into buf from history h and sets
- * *n to the count. In order: the preamble ("retry:" and a comment naming
- * the revision), then one event per change after the cursor whose
- * collection is wanted ("id: REV" and "data: ENTRY"; reloads always), or a
- * reset event ("event: reset", "id: LATEST", data {"revision","detail"})
- * when the cursor is outside the history: at the start the stream goes on
- * from the latest revision, later it ends after the reset (the reader fell
- * too far behind); a heartbeat comment when heartbeat_due is set and
- * nothing else is due. Returns FACTSD_STREAM_MORE when *n > 0 or more can
- * follow at once, FACTSD_STREAM_IDLE when caught up (*n may be > 0), and
- * FACTSD_STREAM_END once everything is out after a reset that ends the
- * stream. Never fails. */
+ * *n to the count. In order: the preamble ("retry:", an id line with the
+ * cursor, a comment naming the latest revision), then one event per change
+ * after the cursor whose collection is wanted ("id: REV" and "data:
+ * ENTRY"; reloads always), or a reset event ("event: reset", "id: LATEST",
+ * data {"revision","detail"}) when the cursor is outside the history: at
+ * the start the stream goes on from the latest revision, later it ends
+ * after the reset (the reader fell too far behind); a heartbeat comment
+ * when heartbeat_due is set and nothing else is due (with an id line when
+ * the filter skipped changes since the last id). Returns
+ * FACTSD_STREAM_MORE when *n > 0 or more can follow at once,
+ * FACTSD_STREAM_IDLE when caught up (*n may be > 0), and FACTSD_STREAM_END
+ * once everything is out after a reset that ends the stream. Never
+ * fails. */
 factsd_stream_state factsd_stream_produce(factsd_stream *s, facts_history *h, char *buf,
                                          size_t max, size_t *n);
 

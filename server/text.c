@@ -306,8 +306,9 @@ factsd_query_step factsd_text_query_param_next(const char *query, size_t len, si
     if (++*count > FACTSD_PARAMS_MAX)
         return FACTSD_QUERY_TOO_MANY;
     size_t dn = 0, dv = 0;
-    if (!factsd_text_pct_decode(qp.name, qp.name_len, true, p->name, sizeof p->name, &dn))
-        return FACTSD_QUERY_BAD_NAME;
+    if (!factsd_text_pct_decode(qp.name, qp.name_len, true, p->name, sizeof p->name, &dn) ||
+        !factsd_text_utf8_valid(p->name, dn))
+        return FACTSD_QUERY_BAD_NAME; /* (a problem names parameters in UTF-8) */
     p->value[0] = '\0';
     p->value_ok = !qp.has_value || factsd_text_pct_decode(qp.value, qp.value_len, true,
                                                           p->value, sizeof p->value, &dv);

@@ -67,7 +67,8 @@ typedef struct factsd_query_param {
 typedef enum factsd_query_step {
     FACTSD_QUERY_DONE = 0, /* no more parameters */
     FACTSD_QUERY_PARAM,    /* *p holds the next parameter */
-    FACTSD_QUERY_BAD_NAME, /* a name that does not decode or fit: go on */
+    FACTSD_QUERY_BAD_NAME, /* a name that does not decode, fit or read as
+                              UTF-8: go on */
     FACTSD_QUERY_TOO_MANY  /* more than FACTSD_PARAMS_MAX pieces: stop */
 } factsd_query_step;
 

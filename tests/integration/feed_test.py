@@ -348,6 +348,17 @@ def test_reload(root):
           [("reload", rev + 1)], f"the follower at {rev} sees the reload ({r.body[:200]})")
     check(s.revision() == rev + 1 and s.get("/v1/events/feed-memory").status == 404,
           "the re-read data is served at that revision")
+    # Re-reading the same file again changes nothing, though the running
+    # revision is now ahead of the file's.
+    for i in range(2):  # one at a time: pending signals merge
+        s.proc.send_signal(signal.SIGHUP)
+        deadline = time.time() + 5
+        while time.time() < deadline and s.stderr().count("unchanged at revision") <= i:
+            time.sleep(0.05)
+    r = s.get(f"/v1/changes?since={rev + 1}")
+    check(s.stderr().count(f"unchanged at revision {rev + 1}") == 2 and s.revision() == rev + 1
+          and r.status == 200 and r.json()["changes"] == [],
+          "repeated reloads of the same data enter nothing and keep the revision")
     check(s.stop() == 0, "exit 0")
 
 

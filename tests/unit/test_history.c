@@ -137,6 +137,39 @@ static void test_gaps(void)
     facts_history_free(h);
 }
 
+/* A restart after a change that could not be recorded: clients behind it
+ * are told, nothing is kept, the sequence goes on after it. */
+static void test_reset(void)
+{
+    facts_history *h = facts_history_new(4, 1);
+    CHECK(h != NULL);
+    if (!h)
+        return;
+    for (uint64_t r = 2; r <= 4; r++)
+        CHECK(facts_history_append(h, r, entry(r), NULL) == FACTS_OK);
+    facts_history_entry *out[8];
+    size_t n = 0;
+    uint64_t latest = 0, oldest = 0;
+    CHECK(facts_history_since(h, 1, 8, out, &n, &latest, &oldest) == FACTS_OK && n == 3);
+    facts_history_entry *kept = out[0];
+    for (size_t i = 1; i < n; i++)
+        facts_history_entry_unref(out[i]);
+    facts_history_reset(h, 6);
+    CHECK(facts_history_latest(h) == 6);
+    CHECK(facts_history_since(h, 4, 8, out, &n, &latest, &oldest) == FACTS_EGONE &&
+          oldest == 6 && latest == 6);
+    CHECK(facts_history_since(h, 6, 8, out, &n, &latest, &oldest) == FACTS_OK && n == 0);
+    CHECK(facts_history_append(h, 6, entry(6), NULL) == FACTS_EARG);
+    CHECK(facts_history_append(h, 7, entry(7), NULL) == FACTS_OK);
+    CHECK(facts_history_since(h, 6, 8, out, &n, &latest, &oldest) == FACTS_OK && n == 1 &&
+          facts_history_entry_revision(out[0]) == 7);
+    if (n == 1)
+        facts_history_entry_unref(out[0]);
+    CHECK(facts_history_entry_revision(kept) == 2); /* a held entry outlives the reset */
+    facts_history_entry_unref(kept);
+    facts_history_free(h);
+}
+
 static void test_threads(void)
 {
     shared = facts_history_new(100, 0);
@@ -158,6 +191,7 @@ int main(void)
 {
     test_basics();
     test_gaps();
+    test_reset();
     test_threads();
     return check_done("test_history");
 }
