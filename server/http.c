@@ -61,12 +61,12 @@ enum {
     DISCARD_MAX = 256 * 1024,  /* content read (and dropped) before a 413 is
                                   sent; beyond it the connection is cut */
     TARGET_INLINE = 160,       /* targets up to this size need no allocation */
-    SWEEP_MS = 250,
+    SWEEP_MS = 250,            /* how often header deadlines are checked */
     WATCH_MAX = 1 << 20,       /* descriptors the client-close watch covers */
     HELD_RESERVE = 8,          /* connections long-polls and streams leave free */
     STREAM_BLOCK = 512,        /* libmicrohttpd's buffer of a stream response
                                   (used for HTTP/1.0 only; chunked streams
-                                  write into the connection's buffer) */            /* how often header deadlines are checked */
+                                  write into the connection's buffer) */
     URL_LEN = 96
 };
 
@@ -121,11 +121,11 @@ struct factsd_http {
     struct conn *conns;            /* open connections, for the sweeper */
     pthread_t sweeper;
     bool sweeper_running;
-    /* The change feed. feed_lock guards the history pointer (replaced when
-     * its sequence must restart), the waiter list and feed_closed; the
-     * history is appended under writer and feed_lock together, so a
-     * long-poll that finds nothing newer and suspends under feed_lock is
-     * always woken by the next append. */
+    /* The change feed. feed_lock guards the waiting list, the counts, the
+     * watch map and feed_closed; the history is appended (or restarted)
+     * under writer and feed_lock together, so a long-poll or stream that
+     * finds nothing newer and suspends under feed_lock is always woken by
+     * the next append. */
     pthread_mutex_t feed_lock;
     bool feed_lock_ready;
     facts_history *history;
