@@ -68,18 +68,7 @@ size_t factsd_feed_query_parse(const char *query, size_t len, factsd_feed_query 
     bool have_since = false, seen_limit = false, seen_wait = false;
     size_t nbad = 0, count = 0, pos = 0;
     factsd_query_param p;
-    factsd_query_step step;
-    while ((step = factsd_text_query_param_next(query, len, &pos, &count, &p)) !=
-           FACTSD_QUERY_DONE) {
-        if (step == FACTSD_QUERY_TOO_MANY) {
-            nbad = factsd_problem_param_add(bad, cap, nbad, "query", "too many parameters");
-            break;
-        }
-        if (step == FACTSD_QUERY_BAD_NAME) {
-            nbad = factsd_problem_param_add(bad, cap, nbad, "query",
-                                            "a parameter name is not valid");
-            continue;
-        }
+    while (factsd_problem_query_next(query, len, &pos, &count, &p, bad, cap, &nbad)) {
         const char *name = p.name, *value = p.value;
         bool value_ok = p.value_ok;
         long long v = 0;

@@ -145,3 +145,25 @@ size_t factsd_problem_param_add(factsd_problem_param *bad, size_t cap, size_t n,
     }
     return n + 1;
 }
+
+bool factsd_problem_query_next(const char *query, size_t len, size_t *pos, size_t *count,
+                               factsd_query_param *p, factsd_problem_param *bad, size_t cap,
+                               size_t *nbad)
+{
+    for (;;) {
+        switch (factsd_text_query_param_next(query, len, pos, count, p)) {
+        case FACTSD_QUERY_PARAM:
+            return true;
+        case FACTSD_QUERY_BAD_NAME:
+            *nbad = factsd_problem_param_add(bad, cap, *nbad, "query",
+                                             "a parameter name is not valid");
+            continue;
+        case FACTSD_QUERY_TOO_MANY:
+            *nbad = factsd_problem_param_add(bad, cap, *nbad, "query", "too many parameters");
+            return false;
+        case FACTSD_QUERY_DONE:
+            return false;
+        }
+        return false;
+    }
+}

@@ -5,6 +5,7 @@
 #define FACTSD_PROBLEM_H
 
 #include "render.h"
+#include "text.h"
 
 #include <jansson.h>
 
@@ -51,6 +52,15 @@ typedef struct factsd_problem_param {
  * Never fails. */
 size_t factsd_problem_param_add(factsd_problem_param *bad, size_t cap, size_t n,
                                 const char *name, const char *reason);
+
+/* Steps to the next decoded parameter of a raw query (as
+ * factsd_text_query_param_next; start *pos and *count at 0), recording in
+ * bad (cap entries, count in *nbad) a name that is not valid and the end
+ * of a query with too many parameters. Returns true with the parameter in
+ * *p, false at the end. Never fails otherwise. */
+bool factsd_problem_query_next(const char *query, size_t len, size_t *pos, size_t *count,
+                               factsd_query_param *p, factsd_problem_param *bad, size_t cap,
+                               size_t *nbad);
 
 /* The HTTP status of a problem kind (400 for an unknown kind). */
 unsigned factsd_problem_status(factsd_problem_kind kind);
