@@ -266,14 +266,18 @@ def test_bad_params(s):
           "a bad limit is named")
 
 
-def test_gone(root):
-    d = setup_dir(root, "gone")
-    s = Server(d, ["--history", "3"])
+def server_past_history(root, name, server_class=None):
+    """A server keeping 3 changes that has made 5: returns it, the revision
+    it started at (no longer in its history) and the latest."""
+    s = (server_class or Server)(setup_dir(root, name), ["--history", "3"])
     rev0 = s.revision()
     for i in range(5):
-        check(s.request("POST", "/v1/events", event(f"feed-gone-{i}")).status == 201,
-              "a write")
-    latest = rev0 + 5
+        check(s.request("POST", "/v1/events", event(f"{name}-{i}")).status == 201, "a write")
+    return s, rev0, rev0 + 5
+
+
+def test_gone(root):
+    s, rev0, latest = server_past_history(root, "gone")
     r = s.get(f"/v1/changes?since={rev0}")
     check(r.status == 410 and r.header("Content-Type") == "application/problem+json",
           f"since below the kept history: 410 ({r.status})")

@@ -435,13 +435,7 @@ def test_resume(s):
 
 
 def test_reset_at_start(root):
-    d = setup_dir(root, "reset")
-    s = Server(d, ["--history", "3"])
-    rev0 = s.revision()
-    for i in range(5):
-        check(s.request("POST", "/v1/events", event(f"stream-reset-{i}")).status == 201,
-              "a write")
-    latest = rev0 + 5
+    s, rev0, latest = feed.server_past_history(root, "reset", Server)
 
     st = Stream(s, headers={"Last-Event-ID": str(latest - 3)})
     got = st.events(3, 5)

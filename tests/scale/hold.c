@@ -37,6 +37,7 @@
 #include <netinet/in.h>
 #include <signal.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -892,6 +893,34 @@ static void usage(FILE *f)
             SOURCES_MAX);
 }
 
+/* The options that take a whole number, with their ranges. */
+struct num_opt {
+    const char *flag;
+    unsigned long min, max;
+    size_t off; /* of the unsigned long in struct opts */
+};
+
+static const struct num_opt num_opts[] = {
+    {"--port", 1, 65535, offsetof(struct opts, port)},
+    {"-n", 1, 1000000, offsetof(struct opts, n)},
+    {"--wait", 1, 60, offsetof(struct opts, wait)},
+    {"--hold", 0, 86400, offsetof(struct opts, hold)},
+    {"--rate", 1, 1000000, offsetof(struct opts, rate)},
+    {"--pending", 1, 1000000, offsetof(struct opts, pending)},
+    {"--settle", 0, 600000, offsetof(struct opts, settle_ms)},
+    {"--hold-timeout", 1, 86400, offsetof(struct opts, hold_timeout)},
+    {"--deadline", 1, 3600, offsetof(struct opts, deadline)},
+    {"--sources", 0, SOURCES_MAX, offsetof(struct opts, sources)},
+};
+
+static const struct num_opt *num_opt_find(const char *flag)
+{
+    for (size_t i = 0; i < sizeof num_opts / sizeof num_opts[0]; i++)
+        if (strcmp(flag, num_opts[i].flag) == 0)
+            return &num_opts[i];
+    return NULL;
+}
+
 /* Parses argv into o; exits 2 on a mistake. */
 static void parse_args(int argc, char **argv, struct opts *o)
 {
@@ -907,10 +936,11 @@ static void parse_args(int argc, char **argv, struct opts *o)
     o->deadline = 10;
     o->sources = 16;
     o->token_env = "FACTSD_TOKEN";
-    bool have_port = false;
+    o->port = 0; /* required: --port sets it to 1..65535 */
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+        const struct num_opt *num;
         bool ok = true, takes = true;
         if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
             usage(stdout);
@@ -925,11 +955,8 @@ static void parse_args(int argc, char **argv, struct opts *o)
             ok = strlen(v) < sizeof o->host && inet_pton(AF_INET, v, &o->addr) == 1;
             if (ok)
                 snprintf(o->host, sizeof o->host, "%s", v);
-        } else if (strcmp(a, "--port") == 0) {
-            ok = parse_ulong(v, 1, 65535, &o->port);
-            have_port = ok;
-        } else if (strcmp(a, "-n") == 0) {
-            ok = parse_ulong(v, 1, 1000000, &o->n);
+        } else if ((num = num_opt_find(a)) != NULL) {
+            ok = parse_ulong(v, num->min, num->max, (unsigned long *)((char *)o + num->off));
         } else if (strcmp(a, "--mode") == 0) {
             if (strcmp(v, "longpoll") == 0)
                 o->mode = MODE_LONGPOLL;
@@ -940,22 +967,6 @@ static void parse_args(int argc, char **argv, struct opts *o)
         } else if (strcmp(a, "--since") == 0) {
             ok = v[0] >= '0' && v[0] <= '9' && parse_ull(v, strlen(v), 10, &o->since);
             o->have_since = ok;
-        } else if (strcmp(a, "--wait") == 0) {
-            ok = parse_ulong(v, 1, 60, &o->wait);
-        } else if (strcmp(a, "--hold") == 0) {
-            ok = parse_ulong(v, 0, 86400, &o->hold);
-        } else if (strcmp(a, "--rate") == 0) {
-            ok = parse_ulong(v, 1, 1000000, &o->rate);
-        } else if (strcmp(a, "--pending") == 0) {
-            ok = parse_ulong(v, 1, 1000000, &o->pending);
-        } else if (strcmp(a, "--settle") == 0) {
-            ok = parse_ulong(v, 0, 600000, &o->settle_ms);
-        } else if (strcmp(a, "--hold-timeout") == 0) {
-            ok = parse_ulong(v, 1, 86400, &o->hold_timeout);
-        } else if (strcmp(a, "--deadline") == 0) {
-            ok = parse_ulong(v, 1, 3600, &o->deadline);
-        } else if (strcmp(a, "--sources") == 0) {
-            ok = parse_ulong(v, 0, SOURCES_MAX, &o->sources);
         } else if (strcmp(a, "--token-env") == 0) {
             o->token_env = v;
         } else {
@@ -969,7 +980,7 @@ static void parse_args(int argc, char **argv, struct opts *o)
         if (takes)
             i++;
     }
-    if (!have_port) {
+    if (o->port == 0) {
         fprintf(stderr, "hold: --port is required (see --help)\n");
         exit(2);
     }
