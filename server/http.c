@@ -154,6 +154,8 @@ struct conn {
     size_t target_len;
     bool target_too_long;
     bool target_seen;
+    bool routed;                /* route holds the target's path, matched */
+    factsd_route route;         /* see conn_route */
     bool counted;               /* the current request is counted in flight */
     bool started;               /* the current request reached the handler */
     bool answered;              /* a response is queued */
@@ -164,7 +166,6 @@ struct conn {
     bool writing;               /* the request is an accepted write */
     factsd_write_route wroute;  /* its route */
     facts_kind kind;            /* its collection */
-    char key[256];              /* its item's id or slug */
     char *body;                 /* its content (body_cap bytes), or NULL */
     size_t body_len;
     size_t body_cap;
@@ -241,6 +242,18 @@ static void conn_target_clear(struct conn *k)
     k->target_len = 0;
     k->target_too_long = false;
     k->target_seen = false;
+    k->routed = false;
+}
+
+/* The route of the request's target, matched on first use (once the
+ * framing checks have brought the target to origin-form). */
+static const factsd_route *conn_route(struct conn *k)
+{
+    if (!k->routed) {
+        factsd_route_parse(k->target != NULL ? k->target : "", k->target_len, &k->route);
+        k->routed = true;
+    }
+    return &k->route;
 }
 
 /* Ends the current request's state (after completion or at close). */
@@ -364,7 +377,7 @@ static enum MHD_Result conn_problem(struct conn *k, struct MHD_Connection *c,
     k->own = factsd_problem_new(kind, detail, NULL, 0);
     const char *allow = NULL;
     if (kind == FACTSD_PROBLEM_METHOD_NOT_ALLOWED) {
-        allow = k->target != NULL ? factsd_routes_allow(k->target, k->target_len) : NULL;
+        allow = factsd_route_allow(conn_route(k));
         if (allow == NULL)
             allow = allow_read;
     }
@@ -634,7 +647,7 @@ static enum MHD_Result conn_answer_options(struct conn *k, struct MHD_Connection
                                            const char *method)
 {
     bool asterisk = k->target_len == 1 && k->target[0] == '*';
-    if (!asterisk && !factsd_routes_match(k->target, k->target_len))
+    if (!asterisk && conn_route(k)->id == FACTSD_ROUTE_NONE)
         return conn_problem(k, c, method, FACTSD_PROBLEM_NOT_FOUND,
                             "no resource lives at this path", false);
     const factsd_config *cfg = &k->http->cfg;
@@ -646,7 +659,7 @@ static enum MHD_Result conn_answer_options(struct conn *k, struct MHD_Connection
     if (resp == NULL)
         return conn_queue(k, c, method, 500, k->http->fallback);
     /* "*" speaks for the server as a whole: what every resource allows. */
-    const char *allow = asterisk ? NULL : factsd_routes_allow(k->target, k->target_len);
+    const char *allow = asterisk ? NULL : factsd_route_allow(conn_route(k));
     if (allow == NULL)
         allow = allow_read;
     bool writes = strcmp(allow, allow_read) != 0;
@@ -756,8 +769,7 @@ static bool conn_write_begin(struct conn *k, struct MHD_Connection *c, const cha
         length = 0; /* checked by the framing rules already */
     bool has_content = te != NULL || length > 0;
     facts_kind kind = FACTS_KIND_EVENT;
-    factsd_write_route wr =
-        factsd_routes_write(k->target, k->target_len, &kind, k->key, sizeof k->key);
+    factsd_write_route wr = factsd_route_write(conn_route(k), &kind);
     k->wroute = wr;
     k->kind = kind;
     if (wr == FACTSD_WRITE_ROUTE_NONE)
@@ -1295,7 +1307,7 @@ static enum MHD_Result conn_write_run(struct conn *k, struct MHD_Connection *c,
     }
     factsd_view *cur = atomic_load(&h->view);
     factsd_change ch;
-    factsd_change_prepare(cur, op, k->kind, op == FACTSD_WRITE_CREATE ? NULL : k->key,
+    factsd_change_prepare(cur, op, k->kind, op == FACTSD_WRITE_CREATE ? NULL : k->route.key,
                           k->body != NULL ? k->body : "", k->body_len, if_match, &ch);
     if (ch.status != 0) {
         pthread_mutex_unlock(&h->writer);
@@ -1376,7 +1388,7 @@ static enum MHD_Result conn_write_run(struct conn *k, struct MHD_Connection *c,
 static enum MHD_Result conn_answer(struct conn *k, struct MHD_Connection *c, const char *method)
 {
     if (k->method == METHOD_GET || k->method == METHOD_HEAD) {
-        switch (factsd_routes_feed(k->target, k->target_len)) {
+        switch (factsd_route_feed(conn_route(k))) {
         case FACTSD_FEED_ROUTE_CHANGES:
             return conn_changes(k, c, method);
         case FACTSD_FEED_ROUTE_STREAM:
@@ -1388,7 +1400,7 @@ static enum MHD_Result conn_answer(struct conn *k, struct MHD_Connection *c, con
     if (k->method == METHOD_OPTIONS)
         return conn_answer_options(k, c, method);
     if (k->method == METHOD_OTHER) {
-        if (factsd_routes_match(k->target, k->target_len))
+        if (conn_route(k)->id != FACTSD_ROUTE_NONE)
             return conn_problem(k, c, method, FACTSD_PROBLEM_METHOD_NOT_ALLOWED,
                                 "this resource does not answer this method", false);
         return conn_problem(k, c, method, FACTSD_PROBLEM_NOT_FOUND,
@@ -1396,12 +1408,12 @@ static enum MHD_Result conn_answer(struct conn *k, struct MHD_Connection *c, con
     }
     if (k->writing)
         return conn_write_run(k, c, method);
-    const char *allow = factsd_routes_allow(k->target, k->target_len);
+    const char *allow = factsd_route_allow(conn_route(k));
     if (allow != NULL && strncmp(allow, "GET", 3) != 0)
         return conn_problem(k, c, method, FACTSD_PROBLEM_METHOD_NOT_ALLOWED,
                             "this resource does not answer this method", false);
     factsd_answer ans;
-    factsd_routes_get(k->view, k->target, k->target_len, &ans);
+    factsd_routes_get(k->view, conn_route(k), k->target, k->target_len, &ans);
     k->own = ans.own;
     factsd_reply_opts opts = {
         .origin = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Origin"),

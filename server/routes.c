@@ -16,29 +16,9 @@
 
 enum {
     SEGMENTS_MAX = 6,   /* path segments of the longest route */
-    SEGMENT_LEN = 256,  /* decoded bytes of one segment */
+    SEGMENT_LEN = FACTSD_ROUTE_KEY_MAX, /* decoded bytes of one segment */
     NAME_LEN = 32,      /* decoded bytes of a parameter name */
     PIECES_MAX = 64     /* '&'-separated pieces in a query */
-};
-
-enum route_id {
-    ROUTE_NONE = 0,
-    ROUTE_INDEX,
-    ROUTE_HEALTH,
-    ROUTE_OPENAPI,
-    ROUTE_COLLECTION,
-    ROUTE_ITEM,
-    ROUTE_ACTOR_SUB,
-    ROUTE_SUMMARY,
-    ROUTE_COMPACT,
-    ROUTE_CHANGES,
-    ROUTE_STREAM
-};
-
-struct route {
-    enum route_id id;
-    facts_kind kind;       /* the collection (of the sub-collection) */
-    char key[SEGMENT_LEN]; /* the item's or the actor's id or slug */
 };
 
 enum param_id {
@@ -299,12 +279,15 @@ static bool params_any(const struct params *p)
     return false;
 }
 
-/* Splits the raw path and matches it. */
-static void route_parse(const char *path, size_t len, struct route *r)
+void factsd_route_parse(const char *target, size_t len, factsd_route *r)
 {
+    const char *qmark = memchr(target, '?', len);
+    const char *path = target;
+    if (qmark != NULL)
+        len = (size_t)(qmark - target);
     char seg[SEGMENTS_MAX][SEGMENT_LEN];
     size_t nseg = 0;
-    r->id = ROUTE_NONE;
+    r->id = FACTSD_ROUTE_NONE;
     if (len == 0 || path[0] != '/')
         return;
     size_t i = 1;
@@ -327,34 +310,34 @@ static void route_parse(const char *path, size_t len, struct route *r)
     }
     if (nseg == 1) {
         if (strcmp(seg[0], "healthz") == 0)
-            r->id = ROUTE_HEALTH;
+            r->id = FACTSD_ROUTE_HEALTH;
         else if (strcmp(seg[0], "openapi.json") == 0)
-            r->id = ROUTE_OPENAPI;
+            r->id = FACTSD_ROUTE_OPENAPI;
         else if (strcmp(seg[0], "v1") == 0)
-            r->id = ROUTE_INDEX;
+            r->id = FACTSD_ROUTE_INDEX;
         return;
     }
     if (nseg == 3 && strcmp(seg[0], "v1") == 0 && strcmp(seg[1], "admin") == 0 &&
         strcmp(seg[2], "compact") == 0) {
-        r->id = ROUTE_COMPACT;
+        r->id = FACTSD_ROUTE_COMPACT;
         return;
     }
     if (nseg == 2 && strcmp(seg[0], "v1") == 0 && strcmp(seg[1], "changes") == 0) {
-        r->id = ROUTE_CHANGES;
+        r->id = FACTSD_ROUTE_CHANGES;
         return;
     }
     if (nseg == 2 && strcmp(seg[0], "v1") == 0 && strcmp(seg[1], "stream") == 0) {
-        r->id = ROUTE_STREAM;
+        r->id = FACTSD_ROUTE_STREAM;
         return;
     }
     if (strcmp(seg[0], "v1") != 0 || facts_kind_from_collection(seg[1], &r->kind) != FACTS_OK)
         return;
     if (nseg == 2) {
-        r->id = ROUTE_COLLECTION;
+        r->id = FACTSD_ROUTE_COLLECTION;
     } else if (nseg == 3) {
         r->id = r->kind == FACTS_KIND_ESTIMATE && strcmp(seg[2], "summary") == 0
-                    ? ROUTE_SUMMARY
-                    : ROUTE_ITEM;
+                    ? FACTSD_ROUTE_SUMMARY
+                    : FACTSD_ROUTE_ITEM;
         memcpy(r->key, seg[2], sizeof r->key);
     } else if (nseg == 4 && r->kind == FACTS_KIND_ACTOR) {
         if (strcmp(seg[3], "events") == 0)
@@ -363,64 +346,41 @@ static void route_parse(const char *path, size_t len, struct route *r)
             r->kind = FACTS_KIND_ESTIMATE;
         else
             return;
-        r->id = ROUTE_ACTOR_SUB;
+        r->id = FACTSD_ROUTE_ACTOR_SUB;
         memcpy(r->key, seg[2], sizeof r->key);
     }
 }
 
-bool factsd_routes_match(const char *target, size_t len)
+factsd_feed_route factsd_route_feed(const factsd_route *r)
 {
-    const char *q = memchr(target, '?', len);
-    struct route r;
-    route_parse(target, q != NULL ? (size_t)(q - target) : len, &r);
-    return r.id != ROUTE_NONE;
+    return r->id == FACTSD_ROUTE_CHANGES  ? FACTSD_FEED_ROUTE_CHANGES
+           : r->id == FACTSD_ROUTE_STREAM ? FACTSD_FEED_ROUTE_STREAM
+                                          : FACTSD_FEED_ROUTE_NONE;
 }
 
-factsd_feed_route factsd_routes_feed(const char *target, size_t len)
+factsd_write_route factsd_route_write(const factsd_route *r, facts_kind *kind)
 {
-    const char *q = memchr(target, '?', len);
-    struct route r;
-    route_parse(target, q != NULL ? (size_t)(q - target) : len, &r);
-    return r.id == ROUTE_CHANGES  ? FACTSD_FEED_ROUTE_CHANGES
-           : r.id == ROUTE_STREAM ? FACTSD_FEED_ROUTE_STREAM
-                                  : FACTSD_FEED_ROUTE_NONE;
-}
-
-factsd_write_route factsd_routes_write(const char *target, size_t len, facts_kind *kind,
-                                       char *key, size_t cap)
-{
-    const char *q = memchr(target, '?', len);
-    struct route r;
-    route_parse(target, q != NULL ? (size_t)(q - target) : len, &r);
-    switch (r.id) {
-    case ROUTE_NONE:
+    switch (r->id) {
+    case FACTSD_ROUTE_NONE:
         return FACTSD_WRITE_ROUTE_NONE;
-    case ROUTE_CHANGES:
-    case ROUTE_STREAM:
-        return FACTSD_WRITE_ROUTE_READ_ONLY;
-    case ROUTE_COMPACT:
+    case FACTSD_ROUTE_COMPACT:
         return FACTSD_WRITE_ROUTE_COMPACT;
-    case ROUTE_COLLECTION:
-    case ROUTE_ITEM:
-        if (r.kind == FACTS_KIND_SOURCE)
+    case FACTSD_ROUTE_COLLECTION:
+    case FACTSD_ROUTE_ITEM:
+        if (r->kind == FACTS_KIND_SOURCE)
             return FACTSD_WRITE_ROUTE_READ_ONLY;
-        *kind = r.kind;
-        if (r.id == ROUTE_COLLECTION)
-            return FACTSD_WRITE_ROUTE_COLLECTION;
-        if (cap < sizeof r.key)
-            return FACTSD_WRITE_ROUTE_READ_ONLY;
-        memcpy(key, r.key, sizeof r.key);
-        return FACTSD_WRITE_ROUTE_ITEM;
+        *kind = r->kind;
+        return r->id == FACTSD_ROUTE_COLLECTION ? FACTSD_WRITE_ROUTE_COLLECTION
+                                                : FACTSD_WRITE_ROUTE_ITEM;
     default:
         return FACTSD_WRITE_ROUTE_READ_ONLY;
     }
 }
 
-const char *factsd_routes_allow(const char *target, size_t len)
+const char *factsd_route_allow(const factsd_route *r)
 {
     facts_kind kind;
-    char key[SEGMENT_LEN];
-    switch (factsd_routes_write(target, len, &kind, key, sizeof key)) {
+    switch (factsd_route_write(r, &kind)) {
     case FACTSD_WRITE_ROUTE_NONE:
         return NULL;
     case FACTSD_WRITE_ROUTE_COLLECTION:
@@ -581,17 +541,17 @@ static void collect_core_errors(struct params *p, const facts_store *store, cons
 }
 
 /* GET of a collection, a sub-collection or the summary. */
-static void answer_query(const factsd_view *v, const struct route *r, const facts_record *actor,
+static void answer_query(const factsd_view *v, const factsd_route *r, const facts_record *actor,
                          struct params *p, factsd_answer *out)
 {
     const facts_store *store = factsd_view_store(v);
-    bool summary = r->id == ROUTE_SUMMARY;
+    bool summary = r->id == FACTSD_ROUTE_SUMMARY;
     if (!params_any(p) && p->nerrors == 0) {
         if (summary) {
             answer_cached(out, factsd_view_summary(v), false);
             return;
         }
-        if (r->id == ROUTE_COLLECTION) {
+        if (r->id == FACTSD_ROUTE_COLLECTION) {
             answer_cached(out, factsd_view_first_page(v, r->kind), false);
             return;
         }
@@ -657,38 +617,38 @@ static void answer_query(const factsd_view *v, const struct route *r, const fact
 
 /* The cache key of a request: its route with canonical ids, then its
  * canonical parameters. Returns NULL when memory runs out. */
-static char *cache_key(const struct route *r, const facts_record *rec, const struct params *p,
+static char *cache_key(const factsd_route *r, const facts_record *rec, const struct params *p,
                        size_t *len)
 {
     factsd_buf b;
     factsd_buf_init(&b, 4 * FACTSD_TARGET_MAX + 256);
     switch (r->id) {
-    case ROUTE_INDEX:
+    case FACTSD_ROUTE_INDEX:
         factsd_buf_puts(&b, "/v1");
         break;
-    case ROUTE_HEALTH:
+    case FACTSD_ROUTE_HEALTH:
         factsd_buf_puts(&b, "/healthz");
         break;
-    case ROUTE_OPENAPI:
+    case FACTSD_ROUTE_OPENAPI:
         factsd_buf_puts(&b, "/openapi.json");
         break;
-    case ROUTE_COLLECTION:
+    case FACTSD_ROUTE_COLLECTION:
         factsd_buf_printf(&b, "/v1/%s", facts_kind_collection(r->kind));
         break;
-    case ROUTE_SUMMARY:
+    case FACTSD_ROUTE_SUMMARY:
         factsd_buf_puts(&b, "/v1/troop-estimates/summary");
         break;
-    case ROUTE_ITEM:
+    case FACTSD_ROUTE_ITEM:
         factsd_buf_printf(&b, "/v1/%s/%s", facts_kind_collection(r->kind), facts_record_id(rec));
         break;
-    case ROUTE_ACTOR_SUB:
+    case FACTSD_ROUTE_ACTOR_SUB:
         factsd_buf_printf(&b, "/v1/actors/%s/%s", facts_record_id(rec),
                           facts_kind_collection(r->kind));
         break;
-    case ROUTE_NONE:
-    case ROUTE_COMPACT:
-    case ROUTE_CHANGES:
-    case ROUTE_STREAM:
+    case FACTSD_ROUTE_NONE:
+    case FACTSD_ROUTE_COMPACT:
+    case FACTSD_ROUTE_CHANGES:
+    case FACTSD_ROUTE_STREAM:
         break;
     }
     factsd_buf_puts(&b, "?");
@@ -712,34 +672,32 @@ static void answer_no_record(factsd_answer *out, facts_kind kind, const char *ke
     answer_problem(out, FACTSD_PROBLEM_NOT_FOUND, detail, NULL, 0);
 }
 
-void factsd_routes_get(const factsd_view *v, const char *target, size_t len,
-                       factsd_answer *out)
+void factsd_routes_get(const factsd_view *v, const factsd_route *r, const char *target,
+                       size_t len, factsd_answer *out)
 {
     out->status = 500;
     out->repr = NULL;
     out->own = NULL;
     const char *qmark = memchr(target, '?', len);
     size_t plen = qmark != NULL ? (size_t)(qmark - target) : len;
-    struct route r;
-    route_parse(target, plen, &r);
-    if (r.id == ROUTE_NONE || r.id == ROUTE_CHANGES || r.id == ROUTE_STREAM) {
+    if (r->id == FACTSD_ROUTE_NONE || r->id == FACTSD_ROUTE_CHANGES || r->id == FACTSD_ROUTE_STREAM) {
         /* The change feed is answered by the HTTP layer, which holds the
          * history; it never reaches here. */
         answer_problem(out, FACTSD_PROBLEM_NOT_FOUND, "no resource lives at this path", NULL,
                        0);
         return;
     }
-    if (r.id == ROUTE_COMPACT) {
+    if (r->id == FACTSD_ROUTE_COMPACT) {
         answer_problem(out, FACTSD_PROBLEM_METHOD_NOT_ALLOWED, "this resource answers POST only",
                        NULL, 0);
         return;
     }
     unsigned allowed = BIT(P_PRETTY);
-    if (r.id == ROUTE_COLLECTION)
-        allowed |= paging_params | filter_params(r.kind);
-    else if (r.id == ROUTE_ACTOR_SUB)
-        allowed |= paging_params | (filter_params(r.kind) & ~BIT(P_ACTOR));
-    else if (r.id == ROUTE_SUMMARY)
+    if (r->id == FACTSD_ROUTE_COLLECTION)
+        allowed |= paging_params | filter_params(r->kind);
+    else if (r->id == FACTSD_ROUTE_ACTOR_SUB)
+        allowed |= paging_params | (filter_params(r->kind) & ~BIT(P_ACTOR));
+    else if (r->id == FACTSD_ROUTE_SUMMARY)
         allowed |= filter_params(FACTS_KIND_ESTIMATE);
     struct params params;
     struct params *p = &params;
@@ -749,16 +707,16 @@ void factsd_routes_get(const factsd_view *v, const char *target, size_t len,
         params_parse(p, "", 0, allowed);
     const facts_store *store = factsd_view_store(v);
     const facts_record *rec = NULL;
-    if (r.id == ROUTE_ITEM || r.id == ROUTE_ACTOR_SUB) {
-        facts_kind kind = r.id == ROUTE_ITEM ? r.kind : FACTS_KIND_ACTOR;
-        rec = facts_store_find(store, kind, r.key);
+    if (r->id == FACTSD_ROUTE_ITEM || r->id == FACTSD_ROUTE_ACTOR_SUB) {
+        facts_kind kind = r->id == FACTSD_ROUTE_ITEM ? r->kind : FACTS_KIND_ACTOR;
+        rec = facts_store_find(store, kind, r->key);
         if (rec == NULL) {
-            answer_no_record(out, kind, r.key);
+            answer_no_record(out, kind, r->key);
             return;
         }
     }
     bool query_route =
-        r.id == ROUTE_COLLECTION || r.id == ROUTE_SUMMARY || r.id == ROUTE_ACTOR_SUB;
+        r->id == FACTSD_ROUTE_COLLECTION || r->id == FACTSD_ROUTE_SUMMARY || r->id == FACTSD_ROUTE_ACTOR_SUB;
     if (p->nerrors > 0 && !query_route) {
         answer_bad_params(out, p);
         return;
@@ -768,7 +726,7 @@ void factsd_routes_get(const factsd_view *v, const char *target, size_t len,
     char *key = NULL;
     size_t keylen = 0;
     if (p->nerrors == 0 && params_any(p)) {
-        key = cache_key(&r, rec, p, &keylen);
+        key = cache_key(r, rec, p, &keylen);
         const factsd_repr *hit = key != NULL ? factsd_view_cache_get(v, key, keylen) : NULL;
         if (hit != NULL) {
             free(key);
@@ -776,17 +734,17 @@ void factsd_routes_get(const factsd_view *v, const char *target, size_t len,
             return;
         }
     }
-    switch (r.id) {
-    case ROUTE_INDEX:
+    switch (r->id) {
+    case FACTSD_ROUTE_INDEX:
         answer_cached(out, factsd_view_index(v), p->pretty);
         break;
-    case ROUTE_HEALTH:
+    case FACTSD_ROUTE_HEALTH:
         answer_cached(out, factsd_view_health(v), p->pretty);
         break;
-    case ROUTE_OPENAPI:
+    case FACTSD_ROUTE_OPENAPI:
         answer_cached(out, factsd_view_openapi(v), p->pretty);
         break;
-    case ROUTE_ITEM: {
+    case FACTSD_ROUTE_ITEM: {
         const factsd_repr *item = factsd_view_item(v, rec);
         if (item == NULL)
             answer_internal(out);
@@ -794,17 +752,17 @@ void factsd_routes_get(const factsd_view *v, const char *target, size_t len,
             answer_cached(out, item, p->pretty);
         break;
     }
-    case ROUTE_COLLECTION:
-    case ROUTE_SUMMARY:
-        answer_query(v, &r, NULL, p, out);
+    case FACTSD_ROUTE_COLLECTION:
+    case FACTSD_ROUTE_SUMMARY:
+        answer_query(v, r, NULL, p, out);
         break;
-    case ROUTE_ACTOR_SUB:
-        answer_query(v, &r, rec, p, out);
+    case FACTSD_ROUTE_ACTOR_SUB:
+        answer_query(v, r, rec, p, out);
         break;
-    case ROUTE_NONE:
-    case ROUTE_COMPACT:
-    case ROUTE_CHANGES:
-    case ROUTE_STREAM:
+    case FACTSD_ROUTE_NONE:
+    case FACTSD_ROUTE_COMPACT:
+    case FACTSD_ROUTE_CHANGES:
+    case FACTSD_ROUTE_STREAM:
         break;
     }
     factsd_repr_set_revision(out->own, facts_store_revision(store));

@@ -15,6 +15,41 @@ enum {
     FACTSD_TARGET_MAX = 2048 /* bytes of a request target; longer gets 414 */
 };
 
+/* Which route a path names. */
+typedef enum factsd_route_id {
+    FACTSD_ROUTE_NONE = 0,   /* no route: 404 */
+    FACTSD_ROUTE_INDEX,      /* /v1 */
+    FACTSD_ROUTE_HEALTH,     /* /healthz */
+    FACTSD_ROUTE_OPENAPI,    /* /openapi.json */
+    FACTSD_ROUTE_COLLECTION, /* /v1/{collection} */
+    FACTSD_ROUTE_ITEM,       /* /v1/{collection}/{id-or-slug} */
+    FACTSD_ROUTE_ACTOR_SUB,  /* /v1/actors/{id-or-slug}/{events|troop-estimates} */
+    FACTSD_ROUTE_SUMMARY,    /* /v1/troop-estimates/summary */
+    FACTSD_ROUTE_COMPACT,    /* /v1/admin/compact */
+    FACTSD_ROUTE_CHANGES,    /* /v1/changes */
+    FACTSD_ROUTE_STREAM      /* /v1/stream */
+} factsd_route_id;
+
+enum {
+    FACTSD_ROUTE_KEY_MAX = 256 /* bytes of a decoded id or slug, with its NUL */
+};
+
+/* A request target's path, matched once by factsd_route_parse; the other
+ * factsd_route_* functions and factsd_routes_get read it. */
+typedef struct factsd_route {
+    factsd_route_id id;
+    facts_kind kind;                /* the collection (of a sub-collection) */
+    char key[FACTSD_ROUTE_KEY_MAX]; /* the item's or the actor's id or slug,
+                                       decoded, NUL-terminated */
+} factsd_route;
+
+/* Matches the path of the len-byte raw target (the query is ignored; the
+ * caller has checked the target: at most FACTSD_TARGET_MAX bytes, valid
+ * %-escapes, no control bytes) and fills *r; a path that names no route
+ * gives FACTSD_ROUTE_NONE. Never fails; target is not kept. */
+void factsd_route_parse(const char *target, size_t len, factsd_route *r);
+
+/* What a GET or HEAD is answered with. */
 /* What a GET or HEAD is answered with. */
 typedef struct factsd_answer {
     unsigned status;         /* 200, or the problem's status */
@@ -25,16 +60,12 @@ typedef struct factsd_answer {
                                 it once the response has been sent */
 } factsd_answer;
 
-/* Answers a GET or HEAD of the len-byte raw target (which the caller has
- * checked: at most FACTSD_TARGET_MAX bytes, valid %-escapes, no control
- * bytes) from view v. Fills *out; never fails otherwise (an allocation
- * failure gives status 500). target is not kept. */
-void factsd_routes_get(const factsd_view *v, const char *target, size_t len,
-                       factsd_answer *out);
-
-/* Whether the path of the raw target names a route (whatever the method,
- * whether or not the record exists). Never fails. */
-bool factsd_routes_match(const char *target, size_t len);
+/* Answers a GET or HEAD of the len-byte raw target, whose path
+ * factsd_route_parse matched into *r, from view v (its query supplies the
+ * parameters). Fills *out; never fails otherwise (an allocation failure
+ * gives status 500). Neither target nor r is kept. */
+void factsd_routes_get(const factsd_view *v, const factsd_route *r, const char *target,
+                       size_t len, factsd_answer *out);
 
 /* The change feed's routes, which factsd_routes_get does not answer. */
 typedef enum factsd_feed_route {
@@ -43,9 +74,8 @@ typedef enum factsd_feed_route {
     FACTSD_FEED_ROUTE_STREAM   /* /v1/stream */
 } factsd_feed_route;
 
-/* Which change-feed route the path of the raw target names, if any. Never
- * fails. */
-factsd_feed_route factsd_routes_feed(const char *target, size_t len);
+/* Which change-feed route r is, if any. Never fails. */
+factsd_feed_route factsd_route_feed(const factsd_route *r);
 
 /* What a write method may do at a target. */
 typedef enum factsd_write_route {
@@ -56,16 +86,13 @@ typedef enum factsd_write_route {
     FACTSD_WRITE_ROUTE_COMPACT     /* /v1/admin/compact: POST */
 } factsd_write_route;
 
-/* Matches the path of the raw target (the query is ignored) for a write.
- * For a collection or an item sets *kind, and for an item copies the decoded
- * id or slug into key (cap bytes, NUL-terminated; cap must be at least 256).
- * Never fails. */
-factsd_write_route factsd_routes_write(const char *target, size_t len, facts_kind *kind,
-                                       char *key, size_t cap);
+/* What a write may do at route r; for a collection or an item sets *kind
+ * (the item's id or slug is r->key). Never fails. */
+factsd_write_route factsd_route_write(const factsd_route *r, facts_kind *kind);
 
-/* The Allow header value of the route at the raw target: "GET, HEAD,
- * OPTIONS" plus the write methods it takes, or NULL when no route matches.
- * Static. Never fails. */
-const char *factsd_routes_allow(const char *target, size_t len);
+/* The Allow header value of route r: "GET, HEAD, OPTIONS" plus the write
+ * methods it takes, or NULL when r is FACTSD_ROUTE_NONE. Static. Never
+ * fails. */
+const char *factsd_route_allow(const factsd_route *r);
 
 #endif /* FACTSD_ROUTES_H */
