@@ -254,7 +254,10 @@ static void params_put_canonical(factsd_buf *b, const struct params *p, bool wit
     for (int k = 0; k < P_COUNT; k++) {
         if ((k == P_CURSOR && !with_cursor) || p->value[k] == NULL)
             continue;
-        factsd_buf_printf(b, "%s%s=", first ? "" : "&", param_names[k]);
+        if (!first)
+            factsd_buf_puts(b, "&");
+        factsd_buf_puts(b, param_names[k]);
+        factsd_buf_puts(b, "=");
         factsd_buf_put_query_value(b, p->value[k]);
         first = false;
     }
@@ -633,17 +636,23 @@ static char *cache_key(const factsd_route *r, const facts_record *rec, const str
         factsd_buf_puts(&b, "/openapi.json");
         break;
     case FACTSD_ROUTE_COLLECTION:
-        factsd_buf_printf(&b, "/v1/%s", facts_kind_collection(r->kind));
+        factsd_buf_puts(&b, "/v1/");
+        factsd_buf_puts(&b, facts_kind_collection(r->kind));
         break;
     case FACTSD_ROUTE_SUMMARY:
         factsd_buf_puts(&b, "/v1/troop-estimates/summary");
         break;
     case FACTSD_ROUTE_ITEM:
-        factsd_buf_printf(&b, "/v1/%s/%s", facts_kind_collection(r->kind), facts_record_id(rec));
+        factsd_buf_puts(&b, "/v1/");
+        factsd_buf_puts(&b, facts_kind_collection(r->kind));
+        factsd_buf_puts(&b, "/");
+        factsd_buf_puts(&b, facts_record_id(rec));
         break;
     case FACTSD_ROUTE_ACTOR_SUB:
-        factsd_buf_printf(&b, "/v1/actors/%s/%s", facts_record_id(rec),
-                          facts_kind_collection(r->kind));
+        factsd_buf_puts(&b, "/v1/actors/");
+        factsd_buf_puts(&b, facts_record_id(rec));
+        factsd_buf_puts(&b, "/");
+        factsd_buf_puts(&b, facts_kind_collection(r->kind));
         break;
     case FACTSD_ROUTE_NONE:
     case FACTSD_ROUTE_COMPACT:

@@ -232,18 +232,22 @@ bool factsd_buf_printf(factsd_buf *b, const char *fmt, ...)
 bool factsd_buf_put_query_value(factsd_buf *b, const char *s)
 {
     static const char hex[] = "0123456789ABCDEF";
-    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+    const unsigned char *run = (const unsigned char *)s;
+    for (const unsigned char *p = run;; p++) {
         unsigned char c = *p;
         bool keep = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
                     (c >= '0' && c <= '9') || c == '-' || c == '.' || c == '_' || c == '~';
-        if (keep) {
-            if (!factsd_buf_append(b, p, 1))
-                return false;
-        } else {
-            char esc[3] = {'%', hex[c >> 4], hex[c & 15]};
-            if (!factsd_buf_append(b, esc, 3))
-                return false;
-        }
+        if (keep)
+            continue;
+        /* Unreserved bytes go out in runs, the others escaped. */
+        if (p > run && !factsd_buf_append(b, run, (size_t)(p - run)))
+            return false;
+        if (c == '\0')
+            break;
+        char esc[3] = {'%', hex[c >> 4], hex[c & 15]};
+        if (!factsd_buf_append(b, esc, 3))
+            return false;
+        run = p + 1;
     }
     return !b->failed;
 }
