@@ -109,7 +109,6 @@ struct factsd_http {
     facts_journal *journal;       /* under writer; NULL: writes not journalled */
     atomic_bool writes_disabled;  /* the journal failed: no writes until restart */
     struct MHD_Response *fallback; /* a bare 500 for out-of-memory */
-    atomic_long in_flight;         /* requests from request line to completion */
     atomic_llong log_time;         /* last second libmicrohttpd logged in */
     char start_error[256];         /* libmicrohttpd's last message while starting */
     atomic_bool started;
@@ -156,7 +155,8 @@ struct conn {
     bool target_seen;
     bool routed;                /* route holds the target's path, matched */
     factsd_route route;         /* see conn_route */
-    bool counted;               /* the current request is counted in flight */
+    atomic_bool busy;           /* a request is between its request line and
+                                   its completion (factsd_http_stop waits) */
     bool started;               /* the current request reached the handler */
     bool answered;              /* a response is queued */
     bool too_large;             /* the content went past CONTENT_MAX */
@@ -259,9 +259,7 @@ static const factsd_route *conn_route(struct conn *k)
 /* Ends the current request's state (after completion or at close). */
 static void conn_request_end(struct conn *k)
 {
-    if (k->counted)
-        atomic_fetch_sub(&k->http->in_flight, 1);
-    k->counted = false;
+    atomic_store_explicit(&k->busy, false, memory_order_release);
     factsd_repr_free(k->own);
     k->own = NULL;
     k->started = false;
@@ -1497,10 +1495,9 @@ static void *on_uri(void *cls, const char *uri, struct MHD_Connection *c)
     if (k == NULL)
         return NULL;
     conn_target_clear(k);
-    if (!k->counted) {
-        k->counted = true;
-        atomic_fetch_add(&k->http->in_flight, 1);
-    }
+    /* Per connection, not one shared counter: a counter every request
+     * touches would bounce between the workers' cores. */
+    atomic_store_explicit(&k->busy, true, memory_order_release);
     k->target_seen = true;
     k->target_raw = (uintptr_t)uri;
     size_t len = uri != NULL ? strlen(uri) : 0;
@@ -1868,7 +1865,6 @@ factsd_http *factsd_http_start_writable(const factsd_config *cfg, facts_store *s
         return NULL;
     }
     h->listen_fd = -1;
-    atomic_init(&h->in_flight, 0);
     atomic_init(&h->log_time, 0);
     atomic_init(&h->started, false);
     atomic_init(&h->stopping, false);
@@ -2062,6 +2058,17 @@ const char *factsd_http_url(const factsd_http *h)
     return h->url;
 }
 
+/* Whether any connection is in the middle of a request. */
+static bool http_busy(factsd_http *h)
+{
+    bool busy = false;
+    pthread_mutex_lock(&h->conns_lock);
+    for (const struct conn *k = h->conns; k != NULL && !busy; k = k->next)
+        busy = atomic_load_explicit(&k->busy, memory_order_acquire);
+    pthread_mutex_unlock(&h->conns_lock);
+    return busy;
+}
+
 void factsd_http_stop(factsd_http *h, unsigned grace_ms)
 {
     if (h == NULL)
@@ -2077,7 +2084,7 @@ void factsd_http_stop(factsd_http *h, unsigned grace_ms)
     h->listen_fd = -1;
     feed_close(h);
     struct timespec tick = {0, 10 * 1000 * 1000};
-    for (unsigned waited = 0; atomic_load(&h->in_flight) > 0 && waited < grace_ms; waited += 10)
+    for (unsigned waited = 0; http_busy(h) && waited < grace_ms; waited += 10)
         nanosleep(&tick, NULL);
     http_free(h);
 }

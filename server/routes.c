@@ -300,9 +300,14 @@ void factsd_route_parse(const char *target, size_t len, factsd_route *r)
         size_t slen = slash != NULL ? (size_t)(slash - s) : len - i;
         if (nseg == SEGMENTS_MAX)
             return;
-        size_t dn;
-        if (!factsd_text_pct_decode(s, slen, false, seg[nseg], SEGMENT_LEN, &dn))
+        size_t dn = slen;
+        if (memchr(s, '%', slen) == NULL && slen < SEGMENT_LEN) {
+            /* Nothing to decode (the caller has refused control bytes). */
+            memcpy(seg[nseg], s, slen);
+            seg[nseg][slen] = '\0';
+        } else if (!factsd_text_pct_decode(s, slen, false, seg[nseg], SEGMENT_LEN, &dn)) {
             return;
+        }
         if (dn == 0 || memchr(seg[nseg], '/', dn) != NULL || strcmp(seg[nseg], ".") == 0 ||
             strcmp(seg[nseg], "..") == 0)
             return;
