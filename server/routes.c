@@ -694,7 +694,8 @@ void factsd_routes_get(const factsd_view *v, const factsd_route *r, const char *
     out->own = NULL;
     const char *qmark = memchr(target, '?', len);
     size_t plen = qmark != NULL ? (size_t)(qmark - target) : len;
-    if (r->id == FACTSD_ROUTE_NONE || r->id == FACTSD_ROUTE_CHANGES || r->id == FACTSD_ROUTE_STREAM) {
+    if (r->id == FACTSD_ROUTE_NONE || r->id == FACTSD_ROUTE_CHANGES ||
+        r->id == FACTSD_ROUTE_STREAM) {
         /* The change feed is answered by the HTTP layer, which holds the
          * history; it never reaches here. */
         answer_problem(out, FACTSD_PROBLEM_NOT_FOUND, "no resource lives at this path", NULL,
@@ -729,8 +730,8 @@ void factsd_routes_get(const factsd_view *v, const factsd_route *r, const char *
             return;
         }
     }
-    bool query_route =
-        r->id == FACTSD_ROUTE_COLLECTION || r->id == FACTSD_ROUTE_SUMMARY || r->id == FACTSD_ROUTE_ACTOR_SUB;
+    bool query_route = r->id == FACTSD_ROUTE_COLLECTION || r->id == FACTSD_ROUTE_SUMMARY ||
+                       r->id == FACTSD_ROUTE_ACTOR_SUB;
     if (p->nerrors > 0 && !query_route) {
         answer_bad_params(out, p);
         return;

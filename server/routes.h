@@ -45,11 +45,11 @@ typedef struct factsd_route {
 
 /* Matches the path of the len-byte raw target (the query is ignored; the
  * caller has checked the target: at most FACTSD_TARGET_MAX bytes, valid
- * %-escapes, no control bytes) and fills *r; a path that names no route
+ * %-escapes, no byte and no escaped byte below 0x21 or above 0x7e, as
+ * factsd_text_pct_valid does) and fills *r; a path that names no route
  * gives FACTSD_ROUTE_NONE. Never fails; target is not kept. */
 void factsd_route_parse(const char *target, size_t len, factsd_route *r);
 
-/* What a GET or HEAD is answered with. */
 /* What a GET or HEAD is answered with. */
 typedef struct factsd_answer {
     unsigned status;         /* 200, or the problem's status */

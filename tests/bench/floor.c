@@ -83,7 +83,7 @@ static int usage(void)
 
 int main(int argc, char **argv)
 {
-    static char body[BODY_MAX];
+    static char body[BODY_MAX + 1];
     if (argc < 3 || argc > 4)
         return usage();
     etag = argv[2];
@@ -104,7 +104,7 @@ int main(int argc, char **argv)
         return 1;
     }
     size_t n = fread(body, 1, sizeof body, f);
-    int bad = ferror(f) || !feof(f);
+    int bad = ferror(f) || n > BODY_MAX;
     fclose(f);
     if (bad) {
         fprintf(stderr, "floor: cannot read %s whole (at most %d bytes)\n", argv[1], BODY_MAX);
@@ -126,7 +126,8 @@ int main(int argc, char **argv)
     addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     struct MHD_Daemon *d = MHD_start_daemon(
         MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL | MHD_USE_TURBO | MHD_USE_ERROR_LOG, 0,
-        NULL, NULL, on_request, NULL, MHD_OPTION_ARRAY, pool, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr,
+        NULL, NULL, on_request, NULL, MHD_OPTION_ARRAY, pool, MHD_OPTION_SOCK_ADDR,
+        (struct sockaddr *)&addr,
         MHD_OPTION_CONNECTION_LIMIT, 4096u, MHD_OPTION_LISTEN_BACKLOG_SIZE, 4096u,
         MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)MEMORY_LIMIT, MHD_OPTION_END);
     if (d == NULL) {
