@@ -1322,6 +1322,22 @@ static enum MHD_Result conn_write_run(struct conn *k, struct MHD_Connection *c,
         };
         return conn_send(k, c, method, status, k->own, &opts);
     }
+    if (ch.unchanged) {
+        /* Nothing to write: no revision, no journal record, no change
+         * entry. The answer is the record as it stands, read from the
+         * current view, which the connection now holds. */
+        factsd_view_unref(k->view);
+        k->view = factsd_view_ref(cur);
+        k->view_generation = atomic_load(&h->view_generation);
+        pthread_mutex_unlock(&h->writer);
+        const facts_record *rec = facts_store_find(factsd_view_store(cur), k->kind, ch.id);
+        const factsd_repr *item = rec != NULL ? factsd_view_item(cur, rec) : NULL;
+        factsd_change_clear(&ch);
+        factsd_reply_opts opts = {
+            .origin = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Origin"),
+        };
+        return conn_send(k, c, method, 200, item, &opts);
+    }
     char msg[256];
     factsd_view *next = factsd_view_new(ch.next, (const char *)factsd_openapi_json,
                                         factsd_openapi_json_len, &h->cfg, msg, sizeof msg);

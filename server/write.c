@@ -328,6 +328,10 @@ void factsd_change_prepare(const factsd_view *v, factsd_write_op op, facts_kind 
     out->rec = rec;
     snprintf(out->id, sizeof out->id, "%s",
              rec != NULL ? facts_record_id(rec) : facts_record_id(cur));
+    /* A replacement equal to the record (the canonical JSON holds all of
+     * it, references included) changes no other record either. */
+    out->unchanged = fop == FACTS_OP_REPLACE && cur != NULL && rec != NULL &&
+                     json_equal((json_t *)facts_record_json(cur), (json_t *)facts_record_json(rec));
     if (!payload_build(out, fop, kind)) {
         factsd_change_clear(out);
         change_oom(out);

@@ -12,6 +12,7 @@
 #include "view.h"
 
 #include <facts.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -42,6 +43,8 @@ typedef struct factsd_change {
     const facts_record *rec; /* ready: the created or replaced record inside
                                 next; NULL for a delete */
     char id[40];           /* ready: the record's id (also for a delete) */
+    bool unchanged;        /* ready: a PUT or PATCH that leaves the record as
+                              it is: there is nothing to write */
     char *payload;         /* ready: the journal payload (owned, NUL-terminated) */
     size_t payload_len;
 } factsd_change;

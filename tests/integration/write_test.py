@@ -275,6 +275,26 @@ def test_create_read_update_delete(s):
     check(r.status == 200 and r.json()["id"] == eid, f"PUT renaming the slug keeps the id ({r.status})")
     check(s.get("/v1/events/wt-one").status == 404, "the old slug is gone")
     check(s.get("/v1/events/wt-one-renamed").json()["id"] == eid, "the new slug finds the record")
+    # A write that changes nothing makes no revision and no change entry.
+    before = s.get(f"/v1/events/{eid}")
+    rev = before.header("X-Revision")
+    r = s.request("PUT", f"/v1/events/{eid}", event("wt-one-renamed", "Renamed slug"))
+    check(r.status == 200 and r.json() == before.json(),
+          f"PUT of the record as it is: 200 with the record ({r.status})")
+    check(r.header("ETag") == before.header("ETag") and r.header("X-Revision") == rev,
+          f"... its ETag and revision stay ({r.header('ETag')} {r.header('X-Revision')} {rev})")
+    r = s.request("PATCH", "/v1/events/wt-one-renamed", {"title": "Renamed slug", "hedge": None},
+                  ctype="application/merge-patch+json",
+                  headers={"If-Match": before.header("ETag")})
+    check(r.status == 200 and r.header("ETag") == before.header("ETag") and
+          r.header("X-Revision") == rev,
+          f"PATCH that changes nothing: 200, same ETag and revision ({r.status})")
+    r = s.get(f"/v1/changes?since={rev}")
+    check(r.status == 200 and r.json()["changes"] == [] and str(r.json()["revision"]) == rev,
+          f"no change entry for them ({r.body[:120]})")
+    r = s.request("PATCH", "/v1/events/wt-one-renamed", {"title": "Renamed slug"},
+                  ctype="application/merge-patch+json", headers={"If-Match": '"0000000000000000"'})
+    check(r.status == 412, f"a PATCH that would change nothing still checks If-Match: 412 ({r.status})")
     r = s.request("PUT", "/v1/events/no-such-event", event("no-such-event"))
     check(r.status == 404, f"PUT of an unknown record: 404 ({r.status})")
 
