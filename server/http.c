@@ -110,6 +110,8 @@ struct factsd_http {
     atomic_bool writes_disabled;  /* the journal failed: no writes until restart */
     struct MHD_Response *fallback; /* a bare 500 for out-of-memory */
     atomic_llong log_time;         /* last second libmicrohttpd logged in */
+    atomic_long nconns;            /* connections handed to libmicrohttpd and
+                                      not yet closed (see acceptor_main) */
     char start_error[256];         /* libmicrohttpd's last message while starting */
     atomic_bool started;
     atomic_bool stopping;          /* the acceptor must exit */
@@ -1573,6 +1575,7 @@ static void on_connection(void *cls, struct MHD_Connection *c, void **socket_con
         }
         *socket_context = k;
     } else if (toe == MHD_CONNECTION_NOTIFY_CLOSED) {
+        atomic_fetch_sub(&h->nconns, 1);
         struct conn *k = *socket_context;
         if (k != NULL && k->waiting) {
             /* Closed while still on the waiting list: not expected, since
@@ -1732,8 +1735,18 @@ static int listen_open(factsd_http *h, char *msg, size_t size)
 /* The acceptor thread: accepts connections as fast as they come and hands
  * them to the daemon's workers. (libmicrohttpd's own poll loop accepts one
  * connection per round over all connections, which leaves a burst of new
- * connections waiting for seconds under load.) The daemon closes a
- * connection over the connection or per-address limit at once. */
+ * connections waiting for seconds under load.)
+ *
+ * The connection limit is kept here: a connection over it is closed at
+ * once. libmicrohttpd's own limit is set beyond reach, because 0.9.75
+ * refuses a connection added from another thread only in the worker, after
+ * queuing it, and on that path a burst past the limit left its workers
+ * stuck on a lock: nothing was served any more and the daemon never
+ * stopped. Only this thread raises nconns, so the check cannot race; the
+ * count falls when a connection closes (on_connection) or the daemon
+ * refuses one at once (the per-address limit). A connection the worker
+ * drops for want of memory before it starts is never notified and keeps
+ * its place in the count. */
 static void *acceptor_main(void *arg)
 {
     factsd_http *h = arg;
@@ -1749,8 +1762,15 @@ static void *acceptor_main(void *arg)
                 nanosleep(&pause, NULL); /* out of descriptors: let some close */
             continue;
         }
-        /* On failure (limits, memory) libmicrohttpd closes the socket. */
-        MHD_add_connection(h->daemon, fd, (const struct sockaddr *)&ss, len);
+        if (atomic_load(&h->nconns) >= (long)h->cfg.max_connections) {
+            close(fd);
+            continue;
+        }
+        atomic_fetch_add(&h->nconns, 1);
+        /* On failure (the per-address limit, memory) libmicrohttpd closes
+         * the socket. */
+        if (MHD_add_connection(h->daemon, fd, (const struct sockaddr *)&ss, len) != MHD_YES)
+            atomic_fetch_sub(&h->nconns, 1);
     }
     return NULL;
 }
@@ -1882,6 +1902,7 @@ factsd_http *factsd_http_start_writable(const factsd_config *cfg, facts_store *s
     }
     h->listen_fd = -1;
     atomic_init(&h->log_time, 0);
+    atomic_init(&h->nconns, 0);
     atomic_init(&h->started, false);
     atomic_init(&h->stopping, false);
     atomic_init(&h->view_generation, 0);
@@ -1918,7 +1939,9 @@ factsd_http *factsd_http_start_writable(const factsd_config *cfg, facts_store *s
         flags, 0, NULL, NULL, on_request, h,
         MHD_OPTION_EXTERNAL_LOGGER, on_log, h,
         MHD_OPTION_ARRAY, pool,
-        MHD_OPTION_CONNECTION_LIMIT, (unsigned)cfg->max_connections,
+        /* Beyond reach: the acceptor keeps the limit (see acceptor_main);
+         * each worker's share of this is the whole limit. */
+        MHD_OPTION_CONNECTION_LIMIT, (unsigned)cfg->max_connections * cfg->threads,
         MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)cfg->max_connections_per_ip,
         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)cfg->timeout,
         MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)MEMORY_LIMIT,

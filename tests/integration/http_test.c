@@ -1394,6 +1394,63 @@ static void test_limits(void)
         close(fds[0]);
 }
 
+/* A burst of connections past the limit, all at once: the ones inside it
+ * are served, the others closed, and the server goes on serving and stops
+ * cleanly (libmicrohttpd 0.9.75 refusing them itself stopped serving). */
+static void test_limit_burst(void)
+{
+    static const char *const threads[] = {"1", "2"};
+    for (size_t t = 0; t < sizeof threads / sizeof threads[0]; t++) {
+        for (int limit = 2; limit <= 8; limit *= 2) {
+            char lim[16];
+            snprintf(lim, sizeof lim, "%d", limit);
+            struct server s;
+            server_start(&s, (const char *[]){"--max-connections", lim, "--max-connections-per-ip",
+                                              "0", "--threads", threads[t], NULL});
+            int fds[10];
+            int n = limit + 2;
+            for (int i = 0; i < n; i++)
+                fds[i] = raw_connect(s.port);
+            usleep(200000);
+            int served = 0;
+            for (int i = 0; i < n; i++)
+                served += fds[i] >= 0 && answers(fds[i]);
+            CHECK(served == limit, "a burst of %d at limit %d, %s thread(s): %d served", n, limit,
+                  threads[t], served);
+            for (int i = 0; i < n; i++)
+                if (fds[i] >= 0)
+                    close(fds[i]);
+            usleep(200000);
+            int fd = raw_connect(s.port);
+            CHECK(fd >= 0 && answers(fd), "after the burst (limit %d, %s thread(s)) it serves",
+                  limit, threads[t]);
+            if (fd >= 0)
+                close(fd);
+            CHECK(server_stop(&s, SIGTERM) == 0, "after the burst SIGTERM: exit 0");
+        }
+    }
+    /* The same past the per-address limit. */
+    struct server s;
+    server_start(&s, (const char *[]){"--max-connections-per-ip", "2", "--threads", "2", NULL});
+    int fds[5];
+    for (int i = 0; i < 5; i++)
+        fds[i] = raw_connect(s.port);
+    usleep(200000);
+    int served = 0;
+    for (int i = 0; i < 5; i++)
+        served += fds[i] >= 0 && answers(fds[i]);
+    CHECK(served == 2, "a burst of 5 at the per-IP limit 2: %d served", served);
+    for (int i = 0; i < 5; i++)
+        if (fds[i] >= 0)
+            close(fds[i]);
+    usleep(200000);
+    int fd = raw_connect(s.port);
+    CHECK(fd >= 0 && answers(fd), "after the per-IP burst it serves");
+    if (fd >= 0)
+        close(fd);
+    CHECK(server_stop(&s, SIGTERM) == 0, "after the per-IP burst SIGTERM: exit 0");
+}
+
 static void test_lifecycle(void)
 {
     struct server s;
@@ -1486,6 +1543,7 @@ int main(int argc, char **argv)
     CHECK(server_stop(&main_server, SIGTERM) == 0, "main server exits 0 on SIGTERM");
     test_cors_list();
     test_limits();
+    test_limit_burst();
     test_lifecycle();
 
     curl_easy_cleanup(curl);
