@@ -70,6 +70,7 @@ struct params {
     size_t limit;
     facts_sort sort;
     bool pretty;
+    bool dated;    /* the collection sorts by date too (set before parsing) */
 };
 
 /* Copies src into dst (cap bytes) cutting only at a UTF-8 character
@@ -157,8 +158,11 @@ static void params_check_value(struct params *p, enum param_id id)
             params_error(p, name, "must be empty, 1, true, 0 or false");
         break;
     case P_SORT:
-        if (facts_sort_parse(v, &p->sort) != FACTS_OK)
-            params_error(p, name, "must be one of date, -date, name, -name");
+        if (facts_sort_parse(v, &p->sort) != FACTS_OK ||
+            (!p->dated && (p->sort == FACTS_SORT_DATE_ASC || p->sort == FACTS_SORT_DATE_DESC)))
+            params_error(p, name,
+                         p->dated ? "must be one of date, -date, name, -name"
+                                  : "must be name or -name (these records have no dates)");
         break;
     case P_FROM:
     case P_TO:
@@ -716,6 +720,7 @@ void factsd_routes_get(const factsd_view *v, const factsd_route *r, const char *
         allowed |= filter_params(FACTS_KIND_ESTIMATE);
     struct params params;
     struct params *p = &params;
+    p->dated = r->kind == FACTS_KIND_EVENT || r->kind == FACTS_KIND_ESTIMATE;
     if (qmark != NULL)
         params_parse(p, qmark + 1, len - plen - 1, allowed);
     else

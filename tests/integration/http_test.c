@@ -1102,6 +1102,15 @@ static void test_errors(void)
     expect_bad_params("/v1/events?limit=ten", "limit");
     expect_bad_params("/v1/events?limit=5&limit=6", "limit");
     expect_bad_params("/v1/events?sort=size", "sort");
+    expect_bad_params("/v1/actors?sort=date", "sort"); /* actors and sources have no dates */
+    expect_bad_params("/v1/sources?sort=-date", "sort");
+    {
+        struct resp r;
+        http("GET", "/v1/actors?sort=size", NULL, &r);
+        CHECK(r.status == 400 && r.body != NULL && strstr(r.body, "must be name or -name") != NULL,
+              "a bad sort of actors names the orders actors take: %s", nz(r.body, ""));
+        resp_free(&r);
+    }
     expect_bad_params("/v1/events?from=2024-13", "from");
     expect_bad_params("/v1/events?from=2024-10&to=2024-01", "from");
     expect_bad_params("/v1/events?type=party", "type");
