@@ -6,6 +6,7 @@
 #include "text.h"
 
 #include <arpa/inet.h>
+#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -130,6 +131,47 @@ bool factsd_config_set_listen(factsd_config *cfg, const char *value, char *msg, 
     return true;
 }
 
+/* Whether the len bytes at s are an origin as browsers send it (RFC 6454):
+ * scheme "://" host [":" port], nothing after; lower-cases the scheme and
+ * the host in place, as browsers serialise them. */
+static bool origin_normalise(char *s, size_t len)
+{
+    size_t i = 0;
+    while (i < len && (isalnum((unsigned char)s[i]) || (i > 0 && strchr("+-.", s[i]) != NULL)))
+        i++;
+    if (i == 0 || !isalpha((unsigned char)s[0]) || len - i < 4 || memcmp(s + i, "://", 3) != 0)
+        return false;
+    size_t host = i + 3, end = host;
+    if (s[host] == '[') {
+        while (end < len && s[end] != ']')
+            end++;
+        if (end == len || end == host + 1)
+            return false;
+        end++;
+    } else {
+        while (end < len && s[end] != ':')
+            end++;
+    }
+    if (end == host)
+        return false;
+    for (size_t k = host; k < end; k++) {
+        unsigned char c = (unsigned char)s[k];
+        if (!isalnum(c) && strchr("-._~!$&'()+;=[]:%", c) == NULL)
+            return false; /* no path, query, userinfo or fragment */
+    }
+    if (end < len) {
+        size_t digits = len - end - 1;
+        if (s[end] != ':' || digits == 0 || digits > 5)
+            return false;
+        for (size_t k = end + 1; k < len; k++)
+            if (!isdigit((unsigned char)s[k]))
+                return false;
+    }
+    for (size_t k = 0; k < end; k++)
+        s[k] = (char)tolower((unsigned char)s[k]);
+    return true;
+}
+
 bool factsd_config_set_cors(factsd_config *cfg, const char *list, char *msg, size_t size)
 {
     if (strcmp(list, "*") == 0) {
@@ -172,6 +214,11 @@ bool factsd_config_set_cors(factsd_config *cfg, const char *list, char *msg, siz
         }
         memcpy(origins[n], p, len);
         origins[n][len] = '\0';
+        if (!origin_normalise(origins[n], len)) {
+            snprintf(msg, size, "'%s' is not an origin: scheme://host[:port], no path or "
+                                "trailing slash (e.g. https://example.org)", origins[n]);
+            return false;
+        }
         n++;
         if (comma == NULL)
             break;

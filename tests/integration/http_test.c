@@ -565,6 +565,16 @@ static void test_flags(void)
     CHECK(rc == 2 && strstr(err, "--listen") != NULL, "--listen without port exits 2");
     rc = run_factsd((const char *[]){"--timeout", NULL}, NULL, out, sizeof out, err, sizeof err);
     CHECK(rc == 2 && strstr(err, "--timeout needs a value") != NULL, "--timeout alone exits 2");
+    /* An origin a browser never sends would never match: refused at start. */
+    static const char *const not_origins[] = {"https://a.example/", "a.example", "https://",
+                                              "https://a.example:", "https://u@a.example",
+                                              "https://a.example?x", "null"};
+    for (size_t i = 0; i < sizeof not_origins / sizeof not_origins[0]; i++) {
+        rc = run_factsd((const char *[]){"--cors-origin", not_origins[i], NULL}, NULL, out,
+                        sizeof out, err, sizeof err);
+        CHECK(rc == 2 && strstr(err, "--cors-origin") != NULL && strstr(err, "not an origin"),
+              "--cors-origin '%s' exits 2 naming it (%d)", not_origins[i], rc);
+    }
     rc = run_factsd((const char *[]){NULL}, "FACTSD_THREADS=many", out, sizeof out, err,
                     sizeof err);
     CHECK(rc == 2 && strstr(err, "FACTSD_THREADS") != NULL, "FACTSD_THREADS=many exits 2");
@@ -992,13 +1002,13 @@ static void test_cors_any(void)
 static void test_cors_list(void)
 {
     struct server s;
-    server_start(&s, (const char *[]){"--cors-origin", "https://a.example, https://b.example",
+    server_start(&s, (const char *[]){"--cors-origin", "https://a.example, HTTPS://B.Example",
                                       NULL});
     struct resp r;
     http_to(s.url, "GET", "/v1/events/shoigu-visit-pyongyang",
             (const char *[]){"Origin: https://b.example", NULL}, &r);
     CHECK(strcmp(nz(resp_header(&r, "Access-Control-Allow-Origin"), ""), "https://b.example") == 0,
-          "listed origin is echoed");
+          "listed origin is echoed (listed in capitals, sent in lower case as browsers do)");
     CHECK(strcmp(nz(resp_header(&r, "Vary"), ""), "Origin") == 0, "Vary: Origin with a list");
     CHECK(strstr(nz(resp_header(&r, "Access-Control-Expose-Headers"), ""), "ETag") != NULL,
           "exposed headers for a listed origin");
