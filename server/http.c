@@ -322,6 +322,10 @@ static void access_log(struct conn *k, struct MHD_Connection *c, const char *met
         else
             target[o++] = (char)ch;
     }
+    if (k->target_too_long && o + 4 < sizeof target) {
+        memcpy(target + o, "...", 3);
+        o += 3;
+    }
     target[o] = '\0';
     char m[16];
     size_t mi = 0;
@@ -1520,9 +1524,12 @@ static void *on_uri(void *cls, const char *uri, struct MHD_Connection *c)
     k->target_raw = (uintptr_t)uri;
     size_t len = uri != NULL ? strlen(uri) : 0;
     if (len > FACTSD_TARGET_MAX) {
+        /* Answered 414; its start is kept for the access log. */
         k->target_too_long = true;
         k->target = k->inline_target;
-        k->inline_target[0] = '\0';
+        k->target_len = sizeof k->inline_target - 1;
+        memcpy(k->inline_target, uri, k->target_len);
+        k->inline_target[k->target_len] = '\0';
         return k;
     }
     char *dst = k->inline_target;

@@ -1481,6 +1481,15 @@ static void test_lifecycle(void)
     char line[512];
     CHECK(read_line(s.out, line, sizeof line, 3000) && strstr(line, "\"GET /healthz?pretty\" 200"),
           "access log line: %s", line);
+    char longt[3000] = "/v1/events?q=";
+    memset(longt + strlen(longt), 'a', sizeof longt - strlen(longt) - 1);
+    longt[sizeof longt - 1] = '\0';
+    http_to(s.url, "GET", longt, NULL, &r);
+    CHECK(r.status == 414, "a 3000-byte target: 414 (%ld)", r.status);
+    resp_free(&r);
+    CHECK(read_line(s.out, line, sizeof line, 3000) && strstr(line, "\"GET /v1/events?q=aaa") &&
+              strstr(line, "...\" 414"),
+          "a 414 is logged with the start of its target: %.80s", line);
     /* a request in flight when SIGTERM arrives still completes */
     int fd = raw_connect(s.port);
     const char part[] = "GET /v1/events?limit=500 HTTP/1.1\r\nHost: x\r\n";
