@@ -1413,61 +1413,50 @@ static void test_limits(void)
         close(fds[0]);
 }
 
-/* A burst of connections past the limit, all at once: the ones inside it
- * are served, the others closed, and the server goes on serving and stops
- * cleanly (libmicrohttpd 0.9.75 refusing them itself stopped serving). */
+/* Starts factsd with args, opens n connections at once and checks that
+ * want of them are served, that it serves again once they are closed, and
+ * that SIGTERM still ends it. */
+static void check_burst(const char *const *args, int n, int want, const char *what)
+{
+    struct server s;
+    server_start(&s, args);
+    int fds[16];
+    for (int i = 0; i < n; i++)
+        fds[i] = raw_connect(s.port);
+    usleep(200000);
+    int served = 0;
+    for (int i = 0; i < n; i++)
+        served += fds[i] >= 0 && answers(fds[i]);
+    CHECK(served == want, "a burst of %d %s: %d served, want %d", n, what, served, want);
+    for (int i = 0; i < n; i++)
+        if (fds[i] >= 0)
+            close(fds[i]);
+    usleep(200000);
+    int fd = raw_connect(s.port);
+    CHECK(fd >= 0 && answers(fd), "after a burst %s it serves", what);
+    if (fd >= 0)
+        close(fd);
+    CHECK(server_stop(&s, SIGTERM) == 0, "after a burst %s SIGTERM: exit 0", what);
+}
+
+/* Bursts past the limits, all at once: the connections inside are served,
+ * the others closed, and the server goes on serving and stops cleanly
+ * (libmicrohttpd 0.9.75 refusing them itself stopped serving). */
 static void test_limit_burst(void)
 {
     static const char *const threads[] = {"1", "2"};
     for (size_t t = 0; t < sizeof threads / sizeof threads[0]; t++) {
         for (int limit = 2; limit <= 8; limit *= 2) {
-            char lim[16];
+            char lim[16], what[64];
             snprintf(lim, sizeof lim, "%d", limit);
-            struct server s;
-            server_start(&s, (const char *[]){"--max-connections", lim, "--max-connections-per-ip",
-                                              "0", "--threads", threads[t], NULL});
-            int fds[10];
-            int n = limit + 2;
-            for (int i = 0; i < n; i++)
-                fds[i] = raw_connect(s.port);
-            usleep(200000);
-            int served = 0;
-            for (int i = 0; i < n; i++)
-                served += fds[i] >= 0 && answers(fds[i]);
-            CHECK(served == limit, "a burst of %d at limit %d, %s thread(s): %d served", n, limit,
-                  threads[t], served);
-            for (int i = 0; i < n; i++)
-                if (fds[i] >= 0)
-                    close(fds[i]);
-            usleep(200000);
-            int fd = raw_connect(s.port);
-            CHECK(fd >= 0 && answers(fd), "after the burst (limit %d, %s thread(s)) it serves",
-                  limit, threads[t]);
-            if (fd >= 0)
-                close(fd);
-            CHECK(server_stop(&s, SIGTERM) == 0, "after the burst SIGTERM: exit 0");
+            snprintf(what, sizeof what, "at limit %d, %s thread(s)", limit, threads[t]);
+            check_burst((const char *[]){"--max-connections", lim, "--max-connections-per-ip", "0",
+                                         "--threads", threads[t], NULL},
+                        limit + 2, limit, what);
         }
     }
-    /* The same past the per-address limit. */
-    struct server s;
-    server_start(&s, (const char *[]){"--max-connections-per-ip", "2", "--threads", "2", NULL});
-    int fds[5];
-    for (int i = 0; i < 5; i++)
-        fds[i] = raw_connect(s.port);
-    usleep(200000);
-    int served = 0;
-    for (int i = 0; i < 5; i++)
-        served += fds[i] >= 0 && answers(fds[i]);
-    CHECK(served == 2, "a burst of 5 at the per-IP limit 2: %d served", served);
-    for (int i = 0; i < 5; i++)
-        if (fds[i] >= 0)
-            close(fds[i]);
-    usleep(200000);
-    int fd = raw_connect(s.port);
-    CHECK(fd >= 0 && answers(fd), "after the per-IP burst it serves");
-    if (fd >= 0)
-        close(fd);
-    CHECK(server_stop(&s, SIGTERM) == 0, "after the per-IP burst SIGTERM: exit 0");
+    check_burst((const char *[]){"--max-connections-per-ip", "2", "--threads", "2", NULL}, 5, 2,
+                "at the per-IP limit 2");
 }
 
 static void test_lifecycle(void)
