@@ -10,7 +10,6 @@ usage: feed_test.py --factsd PATH --openapi OPENAPI.json --record FILE
                     --node NODE --validator SCRIPT --dataset DATA.json
 Talks only to 127.0.0.1. Exit status 0 only when every check passes.
 """
-import argparse
 import http.client
 import json
 import os
@@ -24,7 +23,7 @@ import tempfile
 import threading
 import time
 
-from harness import check, finish, record
+from harness import check, finish, parse_args, record
 
 TOKEN = "feed-test-token-0123456789abcdef"
 AUTH = {"Authorization": "Bearer " + TOKEN}
@@ -448,10 +447,7 @@ def test_flags(root):
 
 def main():
     global ARGS
-    ap = argparse.ArgumentParser()
-    for a in ("--factsd", "--openapi", "--record", "--node", "--validator", "--dataset"):
-        ap.add_argument(a, required=True)
-    ARGS = ap.parse_args()
+    ARGS = parse_args()
     with tempfile.TemporaryDirectory(prefix="factsd-feed-") as root:
         d = setup_dir(root, "main")
         s = Server(d, [])

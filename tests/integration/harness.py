@@ -1,6 +1,7 @@
 """Shared pieces of the Python integration tests: counting checks, recording
 every response, and validating the recorded responses against the OpenAPI
 description at the end (with the node validator the C test uses too)."""
+import argparse
 import json
 import subprocess
 import threading
@@ -8,6 +9,15 @@ import threading
 CHECKS = [0, 0]  # passed, failed
 RECORDS = []
 _RECORD_LOCK = threading.Lock()
+
+
+def parse_args(*extra):
+    """The options every Python integration test takes (paths the meson
+    test passes), plus extra ones; all required."""
+    ap = argparse.ArgumentParser()
+    for a in ("--factsd", "--openapi", "--record", "--node", "--validator", "--dataset") + extra:
+        ap.add_argument(a, required=True)
+    return ap.parse_args()
 
 
 def check(ok, what):

@@ -14,7 +14,6 @@ usage: stream_test.py --factsd PATH --openapi OPENAPI.json --record FILE
                       --node NODE --validator SCRIPT --dataset DATA.json
 Talks only to 127.0.0.1. Exit status 0 only when every check passes.
 """
-import argparse
 import http.client
 import json
 import os
@@ -28,7 +27,7 @@ import traceback
 
 import feed_test as feed
 from feed_test import event, setup_dir
-from harness import check, finish, record
+from harness import check, finish, parse_args, record
 
 ARGS = None
 SERVERS = []
@@ -826,10 +825,7 @@ def run(test, arg):
 
 def main():
     global ARGS
-    ap = argparse.ArgumentParser()
-    for a in ("--factsd", "--openapi", "--record", "--node", "--validator", "--dataset"):
-        ap.add_argument(a, required=True)
-    ARGS = ap.parse_args()
+    ARGS = parse_args()
     feed.ARGS = ARGS
     with tempfile.TemporaryDirectory(prefix="factsd-stream-") as root:
         d = setup_dir(root, "main")

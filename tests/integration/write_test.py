@@ -10,7 +10,6 @@ usage: write_test.py --factsd PATH --openapi OPENAPI.json --record FILE
                      --node NODE --validator SCRIPT --failsync LIBFAILSYNC.so
 Talks only to 127.0.0.1. Exit status 0 only when every check passes.
 """
-import argparse
 import http.client
 import json
 import os
@@ -26,7 +25,7 @@ import tempfile
 import threading
 import time
 
-from harness import check, finish, record
+from harness import check, finish, parse_args, record
 
 TOKEN = "write-test-token-0123456789abcdef"
 AUTH = {"Authorization": "Bearer " + TOKEN}
@@ -871,11 +870,7 @@ def test_concurrency(root, writers=4, readers=4, per_writer=25):
 
 def main():
     global ARGS
-    ap = argparse.ArgumentParser()
-    for a in ("--factsd", "--openapi", "--record", "--node", "--validator", "--failsync",
-              "--dataset"):
-        ap.add_argument(a, required=True)
-    ARGS = ap.parse_args()
+    ARGS = parse_args("--failsync")
     rng = random.Random(int(os.environ.get("WRITE_TEST_SEED", "4")))
     with tempfile.TemporaryDirectory(prefix="factsd-write-") as root:
         d = setup_dir(root, "main")

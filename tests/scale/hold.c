@@ -487,6 +487,20 @@ static bool parse_head(struct run *r, struct hconn *c)
     return true;
 }
 
+/* Moves what of the body's next c->left bytes has arrived from c->raw to
+ * c->body; false (the connection failed) when the body grows too large. */
+static bool body_take(struct run *r, struct hconn *c)
+{
+    size_t take = c->raw.len < c->left ? c->raw.len : (size_t)c->left;
+    if (!buf_append(&c->body, c->raw.p, take)) {
+        conn_fail(r, c, FAIL_TOO_LARGE, 0, c->status);
+        return false;
+    }
+    buf_consume(&c->raw, take);
+    c->left -= take;
+    return true;
+}
+
 /* Moves the body bytes of c->raw into c->body, undoing the chunked
  * encoding; sets c->complete at the body's end. Returns false when c
  * failed. */
@@ -500,18 +514,12 @@ static bool decode_body(struct run *r, struct hconn *c)
         }
         c->raw.len = 0;
         return true;
-    case BODY_LENGTH: {
-        size_t take = c->raw.len < c->left ? c->raw.len : (size_t)c->left;
-        if (!buf_append(&c->body, c->raw.p, take)) {
-            conn_fail(r, c, FAIL_TOO_LARGE, 0, c->status);
+    case BODY_LENGTH:
+        if (!body_take(r, c))
             return false;
-        }
-        buf_consume(&c->raw, take);
-        c->left -= take;
         if (c->left == 0)
             c->complete = true;
         return true;
-    }
     case BODY_CHUNKED:
         break;
     }
@@ -554,20 +562,14 @@ static bool decode_body(struct run *r, struct hconn *c)
             c->chunk = size == 0 ? CH_TRAILER : CH_DATA;
             break;
         }
-        case CH_DATA: {
-            size_t take = c->raw.len < c->left ? c->raw.len : (size_t)c->left;
-            if (take == 0)
+        case CH_DATA:
+            if (c->raw.len == 0 || c->left == 0)
                 return true;
-            if (!buf_append(&c->body, c->raw.p, take)) {
-                conn_fail(r, c, FAIL_TOO_LARGE, 0, c->status);
+            if (!body_take(r, c))
                 return false;
-            }
-            buf_consume(&c->raw, take);
-            c->left -= take;
             if (c->left == 0)
                 c->chunk = CH_DATA_END;
             break;
-        }
         case CH_DATA_END:
             if (c->raw.len < 2)
                 return true;
