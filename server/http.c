@@ -21,6 +21,7 @@
 #include "auth.h"
 #include "feed.h"
 #include "openapi.h"
+#include "negotiate.h"
 #include "problem.h"
 #include "render.h"
 #include "routes.h"
@@ -1433,11 +1434,18 @@ static enum MHD_Result conn_answer(struct conn *k, struct MHD_Connection *c, con
         return conn_problem(k, c, method, FACTSD_PROBLEM_METHOD_NOT_ALLOWED,
                             "this resource does not answer this method", false);
     factsd_answer ans;
-    factsd_routes_get(k->view, conn_route(k), k->target, k->target_len, &ans);
+    factsd_routes_get(k->view, conn_route(k), k->target, k->target_len,
+                      MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Accept"), &ans);
     k->own = ans.own;
     factsd_reply_opts opts = {
         .origin = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Origin"),
+        .gzip = factsd_negotiate_gzip(
+            MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Accept-Encoding")),
     };
+    /* A representation made for this request alone is compressed for it
+     * (shared ones were compressed once, when they were made). */
+    if (opts.gzip && ans.own != NULL && ans.repr == ans.own)
+        (void)factsd_repr_compress(ans.own);
     unsigned status = ans.status;
     if (status == 200 && ans.repr != NULL &&
         factsd_repr_matches(ans.repr, MHD_lookup_connection_value(c, MHD_HEADER_KIND,

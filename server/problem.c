@@ -51,6 +51,8 @@ static const struct problem_info problem_table[FACTSD_PROBLEM_KIND_COUNT] = {
     [FACTSD_PROBLEM_GONE] = {410, "urn:factsd:problem:gone", "Gone"},
     [FACTSD_PROBLEM_UNAVAILABLE] = {503, "urn:factsd:problem:unavailable",
                                     "Service unavailable"},
+    [FACTSD_PROBLEM_NOT_ACCEPTABLE] = {406, "urn:factsd:problem:not-acceptable",
+                                       "Not acceptable"},
 };
 
 unsigned factsd_problem_status(factsd_problem_kind kind)

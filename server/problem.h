@@ -38,6 +38,7 @@ typedef enum factsd_problem_kind {
     FACTSD_PROBLEM_INSUFFICIENT_STORAGE,   /* 507: the disk is full */
     FACTSD_PROBLEM_GONE,                   /* 410: history no longer holds it */
     FACTSD_PROBLEM_UNAVAILABLE,            /* 503: too many waiting requests */
+    FACTSD_PROBLEM_NOT_ACCEPTABLE,         /* 406: no format Accept allows */
     FACTSD_PROBLEM_KIND_COUNT
 } factsd_problem_kind;
 

@@ -20,15 +20,27 @@
 /* The media type of a representation. */
 typedef enum factsd_media {
     FACTSD_MEDIA_JSON = 0, /* application/json */
-    FACTSD_MEDIA_PROBLEM   /* application/problem+json (no ETag) */
+    FACTSD_MEDIA_PROBLEM,  /* application/problem+json (no ETag) */
+    FACTSD_MEDIA_CSV,      /* text/csv (RFC 4180, a header row) */
+    FACTSD_MEDIA_NDJSON,   /* application/x-ndjson, one record a line */
+    FACTSD_MEDIA_HTML,     /* text/html, sent with a Content-Security-Policy */
+    FACTSD_MEDIA_SCRIPT,   /* text/javascript */
+    FACTSD_MEDIA_STYLE     /* text/css */
 } factsd_media;
+
+/* The Content-Type header value of media. Static. Never fails. */
+const char *factsd_media_type(factsd_media media);
+
+enum {
+    FACTSD_GZIP_MIN = 256 /* bytes below which a body is never compressed */
+};
 
 /* A body with its headers. Opaque. Immutable once built. */
 typedef struct factsd_repr factsd_repr;
 
 /* Makes a representation of len bytes at body (NUL-terminated). Takes
  * ownership of body and link (both freed with free(), also on failure);
- * link (NULL for none) is the Link header value. A FACTSD_MEDIA_JSON body
+ * link (NULL for none) is the Link header value. Every body but a problem
  * gets a strong ETag computed from its bytes. Returns NULL when memory runs
  * out or body is NULL. */
 factsd_repr *factsd_repr_new(char *body, size_t len, factsd_media media, char *link);
@@ -37,6 +49,26 @@ factsd_repr *factsd_repr_new(char *body, size_t len, factsd_media media, char *l
  * (sent as X-Revision; 0 = none). Call before factsd_repr_share and before
  * r is shared between threads. A problem is left alone. Never fails. */
 void factsd_repr_set_revision(factsd_repr *r, uint64_t revision);
+
+/* Marks r as one of several formats of its resource, chosen by the
+ * request's Accept header (sent as Vary: Accept). Call before
+ * factsd_repr_share. Never fails. */
+void factsd_repr_set_negotiated(factsd_repr *r);
+
+/* Adds r's gzip-encoded variant (RFC 1952, made once, kept beside the
+ * identity body, with its own ETag: the identity one with "-gzip" inside the
+ * quotes). Nothing is added for a problem, a body under FACTSD_GZIP_MIN bytes
+ * or one that does not shrink. Returns false only when memory runs out (r
+ * is unchanged then, and is still served, uncompressed). Idempotent; call
+ * before factsd_repr_share and before r is shared between threads. */
+bool factsd_repr_compress(factsd_repr *r);
+
+/* Whether r has a gzip-encoded variant. Never fails. */
+bool factsd_repr_has_gzip(const factsd_repr *r);
+
+/* The gzip-encoded body (valid while r lives) and its length, or NULL when
+ * r has none. */
+const char *factsd_repr_gzip_body(const factsd_repr *r, size_t *len);
 
 /* Prebuilds the shared 200 and 304 responses of r (used when a request needs
  * no per-request header) with the CORS policy of cfg, which must outlive r.
@@ -52,15 +84,16 @@ void factsd_repr_free(factsd_repr *r);
 /* The body (valid while r lives) and its length. */
 const char *factsd_repr_body(const factsd_repr *r, size_t *len);
 
-/* The ETag header value including quotes, or NULL for a problem. */
+/* The ETag header value of the identity body including quotes, or NULL
+ * for a problem. */
 const char *factsd_repr_etag(const factsd_repr *r);
 
 /* The Link header value, or NULL. */
 const char *factsd_repr_link(const factsd_repr *r);
 
-/* Whether If-None-Match value inm (may be NULL) matches r's ETag under the
- * weak comparison RFC 9110 prescribes for If-None-Match ("*" matches too).
- * Never fails. */
+/* Whether If-None-Match value inm (may be NULL) matches the ETag of r's
+ * identity body or of its gzip variant under the weak comparison RFC 9110
+ * prescribes for If-None-Match ("*" matches too). Never fails. */
 bool factsd_repr_matches(const factsd_repr *r, const char *inm);
 
 /* Options of one response built from a representation. */
@@ -74,9 +107,11 @@ typedef struct factsd_reply_opts {
                              (a 412 names the current one), or NULL */
     const char *www_authenticate; /* a WWW-Authenticate header value, or NULL */
     const char *retry_after; /* a Retry-After header value, or NULL */
+    bool gzip; /* the request accepts gzip: send the gzip variant, if any */
 } factsd_reply_opts;
 
-/* Returns an MHD response for r under cfg's CORS policy. When the shared
+/* Returns an MHD response for r under cfg's CORS policy (the gzip variant
+ * with Content-Encoding: gzip and its ETag when opts->gzip and r has one). When the shared
  * prebuilt response fits, returns it with *owned = false (do not destroy
  * it); otherwise returns a new one with *owned = true (destroy it after
  * queueing). The body is referenced, not copied: r must outlive the

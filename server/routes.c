@@ -7,6 +7,7 @@
  */
 #include "routes.h"
 
+#include "negotiate.h"
 #include "problem.h"
 #include "text.h"
 
@@ -33,16 +34,34 @@ enum param_id {
     P_FROM,
     P_TO,
     P_Q,
+    P_FORMAT,
     P_COUNT
 };
 
 static const char *const param_names[P_COUNT] = {
-    "limit", "cursor", "sort", "pretty", "actor", "type", "status", "kind", "from", "to", "q",
+    "limit", "cursor", "sort", "pretty", "actor", "type", "status",
+    "kind",  "from",   "to",   "q",      "format",
+};
+
+/* The formats of a collection, in the server's order of preference: the
+ * format= values and the media types Accept names. */
+static const struct {
+    const char *name;
+    const char *type;
+    factsd_media media;
+} formats[] = {
+    {"json", "application/json", FACTSD_MEDIA_JSON},
+    {"csv", "text/csv", FACTSD_MEDIA_CSV},
+    {"ndjson", "application/x-ndjson", FACTSD_MEDIA_NDJSON},
+};
+
+enum {
+    FORMAT_COUNT = sizeof formats / sizeof formats[0]
 };
 
 #define BIT(p) (1u << (p))
 
-static const unsigned paging_params = BIT(P_LIMIT) | BIT(P_CURSOR) | BIT(P_SORT);
+static const unsigned paging_params = BIT(P_LIMIT) | BIT(P_CURSOR) | BIT(P_SORT) | BIT(P_FORMAT);
 
 /* The filters each collection takes (what the data core applies to it). */
 static unsigned filter_params(facts_kind kind)
@@ -71,6 +90,7 @@ struct params {
     facts_sort sort;
     bool pretty;
     bool dated;    /* the collection sorts by date too (set before parsing) */
+    int format;    /* index in formats[] */
 };
 
 /* Copies src into dst (cap bytes) cutting only at a UTF-8 character
@@ -175,6 +195,15 @@ static void params_check_value(struct params *p, enum param_id id)
         else if (strlen(v) > FACTS_QUERY_TEXT_MAX)
             params_error(p, name, "must be at most 256 bytes");
         break;
+    case P_FORMAT:
+        p->format = -1;
+        for (int f = 0; f < FORMAT_COUNT; f++) {
+            if (strcmp(v, formats[f].name) == 0)
+                p->format = f;
+        }
+        if (p->format < 0)
+            params_error(p, name, "must be json, csv or ndjson");
+        break;
     case P_CURSOR:
         if (v[0] == '\0' || strlen(v) > FACTS_CURSOR_MAX)
             params_error(p, name, "must be a cursor from a previous page");
@@ -201,6 +230,7 @@ static void params_parse(struct params *p, const char *query, size_t len, unsign
     p->limit = FACTS_QUERY_LIMIT_DEFAULT;
     p->sort = FACTS_SORT_DEFAULT;
     p->pretty = false;
+    p->format = 0;
     size_t pieces = 0, pos = 0;
     factsd_query_piece qp;
     while (factsd_text_query_next(query, len, &pos, &qp)) {
@@ -297,6 +327,11 @@ void factsd_route_parse(const char *target, size_t len, factsd_route *r)
     r->id = FACTSD_ROUTE_NONE;
     if (len == 0 || path[0] != '/')
         return;
+    if (len == 1) {
+        r->id = FACTSD_ROUTE_ASSET;
+        r->asset = FACTSD_ASSET_PAGE;
+        return;
+    }
     size_t i = 1;
     for (;;) {
         const char *s = path + i;
@@ -319,6 +354,19 @@ void factsd_route_parse(const char *target, size_t len, factsd_route *r)
         if (slash == NULL)
             break;
         i += slen + 1;
+    }
+    if (strcmp(seg[0], "dashboard") == 0) {
+        static const char *const files[FACTSD_ASSET_COUNT] = {
+            [FACTSD_ASSET_PAGE] = "", [FACTSD_ASSET_SCRIPT] = "app.js",
+            [FACTSD_ASSET_STYLE] = "app.css"};
+        for (int a = 0; a < FACTSD_ASSET_COUNT; a++) {
+            if ((nseg == 1 && a == FACTSD_ASSET_PAGE) ||
+                (nseg == 2 && a != FACTSD_ASSET_PAGE && strcmp(seg[1], files[a]) == 0)) {
+                r->id = FACTSD_ROUTE_ASSET;
+                r->asset = (factsd_asset)a;
+            }
+        }
+        return;
     }
     if (nseg == 1) {
         if (strcmp(seg[0], "healthz") == 0)
@@ -422,23 +470,32 @@ static void answer_internal(factsd_answer *out)
     answer_problem(out, FACTSD_PROBLEM_INTERNAL, "the server ran out of memory", NULL, 0);
 }
 
-/* Answers with body (owned; NULL means out of memory) and link (owned). */
-static void answer_body(factsd_answer *out, char *body, size_t len, char *link, bool pretty)
+/* Answers with body (owned; NULL means out of memory) in media and link
+ * (owned); negotiated: one of a collection's formats. */
+static void answer_media(factsd_answer *out, char *body, size_t len, char *link,
+                         factsd_media media, bool negotiated, bool pretty)
 {
-    if (body != NULL && pretty) {
+    if (body != NULL && pretty && media == FACTSD_MEDIA_JSON) {
         size_t plen;
         char *p = factsd_render_pretty(body, len, &plen);
         free(body);
         body = p;
         len = plen;
     }
-    out->own = factsd_repr_new(body, len, FACTSD_MEDIA_JSON, link);
+    out->own = factsd_repr_new(body, len, media, link);
     if (out->own == NULL) {
         answer_internal(out);
         return;
     }
+    if (negotiated)
+        factsd_repr_set_negotiated(out->own);
     out->status = 200;
     out->repr = out->own;
+}
+
+static void answer_body(factsd_answer *out, char *body, size_t len, char *link, bool pretty)
+{
+    answer_media(out, body, len, link, FACTSD_MEDIA_JSON, false, pretty);
 }
 
 /* Answers with a cached representation, indented when pretty. */
@@ -558,6 +615,7 @@ static void answer_query(const factsd_view *v, const factsd_route *r, const fact
 {
     const facts_store *store = factsd_view_store(v);
     bool summary = r->id == FACTSD_ROUTE_SUMMARY;
+    factsd_media media = formats[p->format].media;
     if (!params_any(p) && p->nerrors == 0) {
         if (summary) {
             answer_cached(out, factsd_view_summary(v), false);
@@ -600,7 +658,7 @@ static void answer_query(const factsd_view *v, const factsd_route *r, const fact
     if (summary) {
         body = factsd_view_render_summary(v, &sum, page, &len);
     } else {
-        body = factsd_view_render_page(v, page, p->limit, &len);
+        body = factsd_view_render_page(v, page, p->limit, r->kind, media, &len);
         const char *next = facts_page_next(page);
         if (body != NULL && next != NULL) {
             char path[3 * SEGMENT_LEN];
@@ -624,7 +682,7 @@ static void answer_query(const factsd_view *v, const factsd_route *r, const fact
         answer_internal(out);
         return;
     }
-    answer_body(out, body, len, link, p->pretty);
+    answer_media(out, body, len, link, media, !summary, p->pretty);
 }
 
 /* The cache key of a request: its route with canonical ids, then its
@@ -667,6 +725,7 @@ static char *cache_key(const factsd_route *r, const facts_record *rec, const str
     case FACTSD_ROUTE_COMPACT:
     case FACTSD_ROUTE_CHANGES:
     case FACTSD_ROUTE_STREAM:
+    case FACTSD_ROUTE_ASSET:
         break;
     }
     factsd_buf_puts(&b, "?");
@@ -691,7 +750,7 @@ static void answer_no_record(factsd_answer *out, facts_kind kind, const char *ke
 }
 
 void factsd_routes_get(const factsd_view *v, const factsd_route *r, const char *target,
-                       size_t len, factsd_answer *out)
+                       size_t len, const char *accept, factsd_answer *out)
 {
     out->status = 500;
     out->repr = NULL;
@@ -711,6 +770,17 @@ void factsd_routes_get(const factsd_view *v, const factsd_route *r, const char *
                        NULL, 0);
         return;
     }
+    if (r->id == FACTSD_ROUTE_ASSET) {
+        if (qmark != NULL && plen + 1 < len) {
+            answer_problem(out, FACTSD_PROBLEM_INVALID_PARAMETERS,
+                           "this resource takes no query parameters", NULL, 0);
+            return;
+        }
+        answer_cached(out, factsd_view_asset(v, r->asset), false);
+        if (out->repr == NULL)
+            answer_internal(out);
+        return;
+    }
     unsigned allowed = BIT(P_PRETTY);
     if (r->id == FACTSD_ROUTE_COLLECTION)
         allowed |= paging_params | filter_params(r->kind);
@@ -725,6 +795,25 @@ void factsd_routes_get(const factsd_view *v, const factsd_route *r, const char *
         params_parse(p, qmark + 1, len - plen - 1, allowed);
     else
         params_parse(p, "", 0, allowed);
+    bool lists = r->id == FACTSD_ROUTE_COLLECTION || r->id == FACTSD_ROUTE_ACTOR_SUB;
+    if (lists && p->value[P_FORMAT] == NULL) {
+        /* No format=: Accept chooses, and the choice joins the parameters
+         * (so the cache and the next page's link carry it). */
+        const char *types[FORMAT_COUNT];
+        for (int f = 0; f < FORMAT_COUNT; f++)
+            types[f] = formats[f].type;
+        int f = factsd_negotiate_media(accept, types, FORMAT_COUNT);
+        if (f < 0) {
+            answer_problem(out, FACTSD_PROBLEM_NOT_ACCEPTABLE,
+                           "this resource is available as application/json, text/csv and "
+                           "application/x-ndjson",
+                           NULL, 0);
+            return;
+        }
+        p->format = f;
+        if (f != 0)
+            p->value[P_FORMAT] = formats[f].name;
+    }
     const facts_store *store = factsd_view_store(v);
     const facts_record *rec = NULL;
     if (r->id == FACTSD_ROUTE_ITEM || r->id == FACTSD_ROUTE_ACTOR_SUB) {
@@ -783,6 +872,7 @@ void factsd_routes_get(const factsd_view *v, const factsd_route *r, const char *
     case FACTSD_ROUTE_COMPACT:
     case FACTSD_ROUTE_CHANGES:
     case FACTSD_ROUTE_STREAM:
+    case FACTSD_ROUTE_ASSET:
         break;
     }
     factsd_repr_set_revision(out->own, facts_store_revision(store));

@@ -27,7 +27,8 @@ typedef enum factsd_route_id {
     FACTSD_ROUTE_SUMMARY,    /* /v1/troop-estimates/summary */
     FACTSD_ROUTE_COMPACT,    /* /v1/admin/compact */
     FACTSD_ROUTE_CHANGES,    /* /v1/changes */
-    FACTSD_ROUTE_STREAM      /* /v1/stream */
+    FACTSD_ROUTE_STREAM,     /* /v1/stream */
+    FACTSD_ROUTE_ASSET       /* /, /dashboard, /dashboard/app.{js,css} */
 } factsd_route_id;
 
 enum {
@@ -39,6 +40,7 @@ enum {
 typedef struct factsd_route {
     factsd_route_id id;
     facts_kind kind;                /* the collection (of a sub-collection) */
+    factsd_asset asset;             /* the dashboard file (FACTSD_ROUTE_ASSET) */
     char key[FACTSD_ROUTE_KEY_MAX]; /* the item's or the actor's id or slug,
                                        decoded, NUL-terminated */
 } factsd_route;
@@ -62,10 +64,13 @@ typedef struct factsd_answer {
 
 /* Answers a GET or HEAD of the len-byte raw target, whose path
  * factsd_route_parse matched into *r, from view v (its query supplies the
- * parameters). Fills *out; never fails otherwise (an allocation failure
- * gives status 500). Neither target nor r is kept. */
+ * parameters). A collection's format is its format= parameter, or else the
+ * one the Accept header value accept (may be NULL) prefers among JSON, CSV
+ * and NDJSON (406 when it allows none); other routes have one format and
+ * disregard Accept. Fills *out; never fails otherwise (an allocation failure
+ * gives status 500). Neither target, accept nor r is kept. */
 void factsd_routes_get(const factsd_view *v, const factsd_route *r, const char *target,
-                       size_t len, factsd_answer *out);
+                       size_t len, const char *accept, factsd_answer *out);
 
 /* The change feed's routes, which factsd_routes_get does not answer. */
 typedef enum factsd_feed_route {

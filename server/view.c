@@ -3,6 +3,8 @@
  */
 #include "view.h"
 
+#include "csv.h"
+#include "dashboard.h"
 #include "text.h"
 
 #include <pthread.h>
@@ -60,6 +62,7 @@ struct factsd_view {
     factsd_repr *health;
     factsd_repr *openapi;
     factsd_repr *summary;
+    factsd_repr *assets[FACTSD_ASSET_COUNT];
     struct query_cache *cache;
 };
 
@@ -94,9 +97,38 @@ static bool append_items(factsd_buf *b, const factsd_view *v, const facts_page *
     return true;
 }
 
-char *factsd_view_render_page(const factsd_view *v, const facts_page *page, size_t limit,
-                              size_t *len)
+/* A page as CSV rows or NDJSON lines. */
+static char *render_rows(const factsd_view *v, const facts_page *page, facts_kind kind,
+                         factsd_media format, size_t *len)
 {
+    factsd_buf b;
+    factsd_buf_init(&b, PAGE_MAX);
+    size_t n = facts_page_count(page);
+    bool ok = format != FACTSD_MEDIA_CSV ||
+              factsd_csv_header(&b, kind);
+    for (size_t i = 0; ok && i < n; i++) {
+        const facts_record *rec = facts_page_get(page, i);
+        if (format == FACTSD_MEDIA_CSV) {
+            ok = factsd_csv_row(&b, rec);
+            continue;
+        }
+        const factsd_repr *r = factsd_view_item(v, rec);
+        size_t blen;
+        const char *body = r != NULL ? factsd_repr_body(r, &blen) : NULL;
+        ok = body != NULL && factsd_buf_append(&b, body, blen) && factsd_buf_append(&b, "\n", 1);
+    }
+    if (!ok) {
+        factsd_buf_free(&b);
+        return NULL;
+    }
+    return factsd_buf_steal(&b, len);
+}
+
+char *factsd_view_render_page(const factsd_view *v, const facts_page *page, size_t limit,
+                              facts_kind kind, factsd_media format, size_t *len)
+{
+    if (format == FACTSD_MEDIA_CSV || format == FACTSD_MEDIA_NDJSON)
+        return render_rows(v, page, kind, format, len);
     factsd_buf b;
     factsd_buf_init(&b, PAGE_MAX);
     factsd_buf_puts(&b, "{\"items\":[");
@@ -188,7 +220,8 @@ static bool build_first_pages(factsd_view *v)
         if (facts_store_query(v->store, &q, &page, NULL) != FACTS_OK)
             return false;
         size_t len;
-        char *body = factsd_view_render_page(v, page, FACTS_QUERY_LIMIT_DEFAULT, &len);
+        char *body = factsd_view_render_page(v, page, FACTS_QUERY_LIMIT_DEFAULT, (facts_kind)k,
+                                             FACTSD_MEDIA_JSON, &len);
         char *link = NULL;
         const char *next = facts_page_next(page);
         char path[64];
@@ -203,8 +236,15 @@ static bool build_first_pages(factsd_view *v)
         facts_page_free(page);
         if (body == NULL)
             return false;
-        v->first_page[k] = shared_repr(v, body, len, link);
-        if (v->first_page[k] == NULL)
+        factsd_repr *r = factsd_repr_new(body, len, FACTSD_MEDIA_JSON, link);
+        factsd_repr_set_revision(r, facts_store_revision(v->store));
+        factsd_repr_set_negotiated(r);
+        if (r != NULL && !factsd_repr_share(r, v->cfg)) {
+            factsd_repr_free(r);
+            r = NULL;
+        }
+        v->first_page[k] = r;
+        if (r == NULL)
             return false;
     }
     return true;
@@ -347,6 +387,43 @@ static bool build_openapi(factsd_view *v, const char *openapi, size_t len, char 
     return v->openapi != NULL;
 }
 
+static bool build_assets(factsd_view *v)
+{
+    static const struct {
+        const unsigned char *bytes;
+        const size_t *len;
+        factsd_media media;
+    } files[FACTSD_ASSET_COUNT] = {
+        [FACTSD_ASSET_PAGE] = {factsd_dashboard_html, &factsd_dashboard_html_len,
+                               FACTSD_MEDIA_HTML},
+        [FACTSD_ASSET_SCRIPT] = {factsd_dashboard_js, &factsd_dashboard_js_len,
+                                 FACTSD_MEDIA_SCRIPT},
+        [FACTSD_ASSET_STYLE] = {factsd_dashboard_css, &factsd_dashboard_css_len,
+                                FACTSD_MEDIA_STYLE},
+    };
+    for (int i = 0; i < FACTSD_ASSET_COUNT; i++) {
+        size_t len = *files[i].len;
+        char *copy = malloc(len + 1);
+        if (copy == NULL)
+            return false;
+        memcpy(copy, files[i].bytes, len + 1);
+        factsd_repr *r = factsd_repr_new(copy, len, files[i].media, NULL);
+        if (r != NULL && !factsd_repr_share(r, v->cfg)) {
+            factsd_repr_free(r);
+            r = NULL;
+        }
+        v->assets[i] = r;
+        if (r == NULL)
+            return false;
+    }
+    return true;
+}
+
+const factsd_repr *factsd_view_asset(const factsd_view *v, factsd_asset asset)
+{
+    return (unsigned)asset < FACTSD_ASSET_COUNT ? v->assets[asset] : NULL;
+}
+
 /* Finds key in a bucket list; the cache lock must be held. */
 static struct cache_entry *cache_find(struct cache_entry *e, uint64_t hash, const char *key,
                                       size_t len)
@@ -451,6 +528,8 @@ static void view_free(factsd_view *v)
     factsd_repr_free(v->health);
     factsd_repr_free(v->openapi);
     factsd_repr_free(v->summary);
+    for (int i = 0; i < FACTSD_ASSET_COUNT; i++)
+        factsd_repr_free(v->assets[i]);
     facts_store_unref(v->store);
     free(v);
 }
@@ -467,7 +546,8 @@ factsd_view *factsd_view_new(facts_store *store, const char *openapi, size_t ope
     v->cfg = cfg;
     v->cache = cache_new();
     if (v->cache == NULL || !build_items(v) || !build_first_pages(v) || !build_summary(v) || !build_health(v) ||
-        !build_index(v) || !build_openapi(v, openapi, openapi_len, msg, size)) {
+        !build_index(v) || !build_assets(v) ||
+        !build_openapi(v, openapi, openapi_len, msg, size)) {
         view_free(v);
         return NULL;
     }

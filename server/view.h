@@ -52,12 +52,25 @@ const factsd_repr *factsd_view_health(const factsd_view *v);
 const factsd_repr *factsd_view_openapi(const factsd_view *v);
 const factsd_repr *factsd_view_summary(const factsd_view *v);
 
-/* Assembles a collection page body {"items","total","next","limit","revision"}
- * (the revision of the view's store) from the
- * records' ready-made JSON. Returns a NUL-terminated body owned by the
- * caller (free()) and sets *len; NULL when memory runs out. */
+/* The files of the dashboard page. */
+typedef enum factsd_asset {
+    FACTSD_ASSET_PAGE = 0, /* index.html */
+    FACTSD_ASSET_SCRIPT,   /* app.js */
+    FACTSD_ASSET_STYLE,    /* app.css */
+    FACTSD_ASSET_COUNT
+} factsd_asset;
+
+/* The representation of a dashboard file. Borrowed. */
+const factsd_repr *factsd_view_asset(const factsd_view *v, factsd_asset asset);
+
+/* Assembles a page of kind's records in format: FACTSD_MEDIA_JSON gives
+ * {"items","total","next","limit","revision"} (the revision of the view's
+ * store), FACTSD_MEDIA_NDJSON one record a line, FACTSD_MEDIA_CSV a header
+ * row and one row a record (csv.h); the records' JSON is the ready-made one.
+ * Returns a NUL-terminated body owned by the caller (free()) and sets *len;
+ * NULL when memory runs out. */
 char *factsd_view_render_page(const factsd_view *v, const facts_page *page, size_t limit,
-                              size_t *len);
+                              facts_kind kind, factsd_media format, size_t *len);
 
 /* Assembles a summary body {"low","high","count","unit","items"}. Same
  * contract as factsd_view_render_page. */
@@ -74,7 +87,7 @@ enum {
  * referenced. Thread-safe. */
 const factsd_repr *factsd_view_cache_get(const factsd_view *v, const char *key, size_t len);
 
-/* Offers *r (a FACTSD_MEDIA_JSON representation) to the cache under key.
+/* Offers *r (a representation of a read) to the cache under key.
  * When the cache keeps it (or already holds one for key), takes ownership
  * of *r (sets it to NULL) and returns the cached representation, borrowed
  * like the view's others. When the cache is full (FACTSD_VIEW_CACHE_ENTRIES
