@@ -770,18 +770,7 @@ void factsd_routes_get(const factsd_view *v, const factsd_route *r, const char *
                        NULL, 0);
         return;
     }
-    if (r->id == FACTSD_ROUTE_ASSET) {
-        if (qmark != NULL && plen + 1 < len) {
-            answer_problem(out, FACTSD_PROBLEM_INVALID_PARAMETERS,
-                           "this resource takes no query parameters", NULL, 0);
-            return;
-        }
-        answer_cached(out, factsd_view_asset(v, r->asset), false);
-        if (out->repr == NULL)
-            answer_internal(out);
-        return;
-    }
-    unsigned allowed = BIT(P_PRETTY);
+    unsigned allowed = r->id == FACTSD_ROUTE_ASSET ? 0 : BIT(P_PRETTY);
     if (r->id == FACTSD_ROUTE_COLLECTION)
         allowed |= paging_params | filter_params(r->kind);
     else if (r->id == FACTSD_ROUTE_ACTOR_SUB)
@@ -844,6 +833,9 @@ void factsd_routes_get(const factsd_view *v, const factsd_route *r, const char *
         }
     }
     switch (r->id) {
+    case FACTSD_ROUTE_ASSET:
+        answer_cached(out, factsd_view_asset(v, r->asset), false);
+        break;
     case FACTSD_ROUTE_INDEX:
         answer_cached(out, factsd_view_index(v), p->pretty);
         break;
@@ -872,7 +864,6 @@ void factsd_routes_get(const factsd_view *v, const factsd_route *r, const char *
     case FACTSD_ROUTE_COMPACT:
     case FACTSD_ROUTE_CHANGES:
     case FACTSD_ROUTE_STREAM:
-    case FACTSD_ROUTE_ASSET:
         break;
     }
     factsd_repr_set_revision(out->own, facts_store_revision(store));

@@ -98,6 +98,20 @@ function check(rec) {
     const content = response.content || {};
     if (!(ct in content)) {
       errors.push(`media type "${ct}" is not described (${Object.keys(content).join(', ') || 'no content'})`);
+    } else if (ct === 'application/x-ndjson') {
+      // One record a line, each ending in LF; the schema is a line's.
+      const validate = schemaValidator(`${pointer}/content/${esc(ct)}/schema`);
+      if (!rec.body.endsWith('\n')) errors.push('NDJSON body does not end with a newline');
+      rec.body.split('\n').slice(0, -1).forEach((line, i) => {
+        let v;
+        try { v = JSON.parse(line); } catch (e) { errors.push(`line ${i + 1} is not JSON: ${e.message}`); return; }
+        if (!validate) errors.push(`no schema at ${pointer}`);
+        else if (!validate(v)) errors.push(...validate.errors.slice(0, 3).map((e) => `line ${i + 1}${e.instancePath} ${e.message}`));
+      });
+    } else if (ct === 'text/csv') {
+      // RFC 4180 as the server writes it: a header row, CRLF after every row.
+      if (!rec.body.endsWith('\r\n')) errors.push('CSV body does not end with CRLF');
+      if (!/^[a-z_.]+(,[a-z_.]+)*\r\n/.test(rec.body)) errors.push('CSV body does not start with a header row');
     } else if (ct.endsWith('json')) {
       let body;
       try { body = JSON.parse(rec.body); } catch (e) { errors.push(`body is not JSON: ${e.message}`); }
