@@ -958,7 +958,7 @@ static void test_cors_any(void)
     CHECK(strcmp(nz(resp_header(&r, "Access-Control-Allow-Origin"), ""), "*") == 0, "ACAO *");
     const char *eh = nz(resp_header(&r, "Access-Control-Expose-Headers"), "");
     CHECK(strstr(eh, "ETag") && strstr(eh, "Link"), "ETag and Link exposed");
-    CHECK(resp_header(&r, "Vary") == NULL, "no Vary: Origin with *");
+    CHECK(strstr(nz(resp_header(&r, "Vary"), ""), "Origin") == NULL, "no Vary: Origin with *");
     resp_free(&r);
     http("OPTIONS", "/v1/events",
          (const char *[]){"Origin: https://a.example", "Access-Control-Request-Method: GET",
@@ -1150,7 +1150,7 @@ static void test_errors(void)
     json_decref(p);
 
     expect_status("GET", "/v2/events", 404);
-    expect_status("GET", "/", 404);
+    expect_status("GET", "/", 200); /* the dashboard page */
     expect_status("GET", "/v1/", 404);
     expect_status("GET", "/v1//events", 404);
     expect_status("GET", "/v1/event", 404);
