@@ -407,6 +407,26 @@ def test_dashboard():
     check(r.status == 405, f"POST /: {r.status}")
 
 
+def test_columns_cover_schema():
+    """Every member the OpenAPI description gives a record has a column, so
+    a member added to the format cannot silently miss the CSV."""
+    doc = json.load(open(ARGS.openapi))
+    schemas = doc["components"]["schemas"]
+    for kind, name in [("sources", "Source"), ("actors", "Actor"), ("events", "Event"),
+                       ("troop-estimates", "TroopEstimate")]:
+        props = set()
+        stack = [schemas[name]]
+        while stack:
+            node = stack.pop()
+            if "$ref" in node:
+                stack.append(schemas[node["$ref"].rsplit("/", 1)[1]])
+            props |= set(node.get("properties", {}))
+            for key in ("allOf", "anyOf", "oneOf"):
+                stack += node.get(key, [])
+        heads = {c.split(".")[0] for c in COLUMNS[kind]}
+        check(props and props <= heads, f"{kind}: members without a column: {sorted(props - heads)}")
+
+
 def main():
     global ARGS, PORT
     ARGS = parse_args()
@@ -423,6 +443,7 @@ def main():
     try:
         line = proc.stdout.readline()
         PORT = int(line.split("http://", 1)[1].split()[0].rsplit(":", 1)[1])
+        test_columns_cover_schema()
         test_encodings()
         test_conditional()
         test_accept()
