@@ -195,15 +195,18 @@ static void params_check_value(struct params *p, enum param_id id)
         else if (strlen(v) > FACTS_QUERY_TEXT_MAX)
             params_error(p, name, "must be at most 256 bytes");
         break;
-    case P_FORMAT:
-        p->format = -1;
+    case P_FORMAT: {
+        int found = -1;
         for (int f = 0; f < FORMAT_COUNT; f++) {
             if (strcmp(v, formats[f].name) == 0)
-                p->format = f;
+                found = f;
         }
-        if (p->format < 0)
+        if (found < 0)
             params_error(p, name, "must be json, csv or ndjson");
+        else
+            p->format = found;
         break;
+    }
     case P_CURSOR:
         if (v[0] == '\0' || strlen(v) > FACTS_CURSOR_MAX)
             params_error(p, name, "must be a cursor from a previous page");
