@@ -18,6 +18,7 @@
 #define _GNU_SOURCE /* accept4 */
 #include "http.h"
 
+#include "access_log.h"
 #include "auth.h"
 #include "feed.h"
 #include "openapi.h"
@@ -297,49 +298,6 @@ static enum method method_parse(const char *m)
     return METHOD_OTHER;
 }
 
-/* Writes one access-log line for a queued response. */
-static void access_log(struct conn *k, struct MHD_Connection *c, const char *method,
-                       unsigned status)
-{
-    char peer[INET6_ADDRSTRLEN] = "-";
-    const union MHD_ConnectionInfo *ci =
-        MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
-    if (ci != NULL && ci->client_addr != NULL) {
-        const struct sockaddr *sa = ci->client_addr;
-        if (sa->sa_family == AF_INET)
-            inet_ntop(AF_INET, &((const struct sockaddr_in *)(const void *)sa)->sin_addr, peer,
-                      sizeof peer);
-        else if (sa->sa_family == AF_INET6)
-            inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr,
-                      peer, sizeof peer);
-    }
-    char target[256];
-    size_t o = 0;
-    for (size_t i = 0; k->target != NULL && i < k->target_len && o + 5 < sizeof target; i++) {
-        unsigned char ch = (unsigned char)k->target[i];
-        if (ch < 0x20 || ch >= 0x7f || ch == '"' || ch == '\\')
-            o += (size_t)snprintf(target + o, sizeof target - o, "\\x%02x", ch);
-        else
-            target[o++] = (char)ch;
-    }
-    if (k->target_too_long && o + 4 < sizeof target) {
-        memcpy(target + o, "...", 3);
-        o += 3;
-    }
-    target[o] = '\0';
-    char m[16];
-    size_t mi = 0;
-    for (; method[mi] != '\0' && mi + 1 < sizeof m; mi++)
-        m[mi] = (method[mi] > 0x20 && method[mi] < 0x7f) ? method[mi] : '?';
-    m[mi] = '\0';
-    struct timespec t1;
-    clock_gettime(CLOCK_MONOTONIC, &t1);
-    double ms = (double)(t1.tv_sec - k->t0.tv_sec) * 1e3 +
-                (double)(t1.tv_nsec - k->t0.tv_nsec) / 1e6;
-    fprintf(stdout, "%s \"%s %s\" %u %.3fms\n", peer, m, target, status, ms);
-    fflush(stdout);
-}
-
 /* Queues resp with status; once libmicrohttpd takes it, marks the request
  * answered and logs it. (libmicrohttpd refuses a response while request
  * content is still arriving.) */
@@ -350,8 +308,12 @@ static enum MHD_Result conn_queue(struct conn *k, struct MHD_Connection *c, cons
     if (rc != MHD_YES)
         return rc;
     k->answered = true;
-    if (k->http->cfg.access_log)
-        access_log(k, c, method, status);
+    if (k->http->cfg.access_log) {
+        const union MHD_ConnectionInfo *ci =
+            MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+        factsd_access_log_write(ci != NULL ? ci->client_addr : NULL, method, k->target,
+                                k->target_len, k->target_too_long, status, &k->t0);
+    }
     return rc;
 }
 
