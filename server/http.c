@@ -23,6 +23,7 @@
 #include "feed.h"
 #include "openapi.h"
 #include "problem.h"
+#include "request_check.h"
 #include "render.h"
 #include "routes.h"
 #include "stream.h"
@@ -31,9 +32,7 @@
 #include "write.h"
 
 #include <arpa/inet.h>
-#include <ctype.h>
 #include <errno.h>
-#include <limits.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
 #include <pthread.h>
@@ -56,8 +55,6 @@ enum {
     MEMORY_LIMIT = 16 * 1024,  /* libmicrohttpd's memory per connection (it
                                   touches all of it: RSS grows by this much
                                   per open connection) */
-    HEADERS_MAX_BYTES = 6144,  /* request header fields, names plus values */
-    HEADERS_MAX_COUNT = 100,   /* request header fields */
     CONTENT_MAX = 16 * 1024,   /* request content read and discarded */
     DISCARD_MAX = 256 * 1024,  /* content read (and dropped) before a 413 is
                                   sent; beyond it the connection is cut */
@@ -363,166 +360,12 @@ static enum MHD_Result conn_problem(struct conn *k, struct MHD_Connection *c,
 
 /* ------------------------------------------------------- framing checks */
 
-struct header_stats {
-    unsigned content_length;
-    unsigned transfer_encoding;
-    unsigned host;
-    size_t bytes;
-    unsigned count;
-    bool bad_name;       /* a field name is not a token */
-    bool bad_value;      /* a field value holds a control byte */
-    bool bad_layout;     /* a NUL in a field line, or an obs-fold */
-    const char *line_end; /* the NUL ending the previous field line */
-};
-
-/* Whether s is an RFC 9110 token (tchar: letters, digits, "!#$%&'*+-.^_`|~"). */
-static bool header_name_valid(const char *s)
-{
-    if (*s == '\0')
-        return false;
-    for (; *s != '\0'; s++) {
-        unsigned char c = (unsigned char)*s;
-        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-              (c != '\0' && strchr("!#$%&'*+-.^_`|~", c) != NULL)))
-            return false;
-    }
-    return true;
-}
-
-/* Whether s holds no control byte but HTAB (and no DEL). */
-static bool header_value_valid(const char *s)
-{
-    for (; *s != '\0'; s++) {
-        unsigned char c = (unsigned char)*s;
-        if ((c < 0x20 && c != '\t') || c == 0x7f)
-            return false;
-    }
-    return true;
-}
-
-/* Checks that the field line key/value lies where libmicrohttpd parsed it,
- * in place right after the previous line: its lines end in one or two NULs
- * (CR LF), the name ends in a NUL (the colon) and only spaces and tabs lie
- * before the value. A NUL inside a line, or an obs-fold (libmicrohttpd
- * joins the continuation into a value copied elsewhere), breaks this. */
-static bool header_in_place(struct header_stats *s, const char *key, const char *value)
-{
-    const char *prev = s->line_end;
-    if (prev == NULL || value == NULL)
-        return false;
-    if (key != prev + 1 && !(key == prev + 2 && prev[1] == '\0'))
-        return false;
-    const char *colon = key + strlen(key);
-    if ((uintptr_t)value <= (uintptr_t)colon ||
-        (uintptr_t)value - (uintptr_t)colon > (uintptr_t)HEADERS_MAX_BYTES)
-        return false;
-    for (const char *p = colon + 1; p < value; p++)
-        if (*p != ' ' && *p != '\t')
-            return false;
-    s->line_end = value + strlen(value);
-    return true;
-}
-
-/* Whether the len bytes at s are a uri-host with an optional ":" port
- * (RFC 3986): an IP literal in brackets or a reg-name (unreserved,
- * sub-delims, %-escapes), then up to 5 digits. need_host refuses an empty
- * host. */
-static bool authority_valid(const char *s, size_t len, bool need_host)
-{
-    size_t i = 0;
-    if (len > 0 && s[0] == '[') {
-        for (i = 1; i < len && s[i] != ']'; i++)
-            if (!isxdigit((unsigned char)s[i]) && s[i] != ':' && s[i] != '.')
-                return false;
-        if (i >= len || i < 3)
-            return false;
-        i++;
-    } else {
-        for (; i < len && s[i] != ':'; i++) {
-            unsigned char c = (unsigned char)s[i];
-            if (c == '%') {
-                if (i + 2 >= len || !isxdigit((unsigned char)s[i + 1]) ||
-                    !isxdigit((unsigned char)s[i + 2]))
-                    return false;
-                i += 2;
-            } else if (!isalnum(c) && strchr("-._~!$&'()*+,;=", c) == NULL) {
-                return false;
-            }
-        }
-        if (i == 0 && need_host)
-            return false;
-    }
-    if (i == len)
-        return true;
-    if (s[i] != ':' || len - i - 1 > 5)
-        return false;
-    for (i++; i < len; i++)
-        if (!isdigit((unsigned char)s[i]))
-            return false;
-    return true;
-}
-
-/* Brings k's target to origin-form: an absolute-form "http://authority..."
- * (RFC 9112 section 3.2.2; scheme in any case, a valid authority) loses its
- * scheme and authority. Returns false for any other form but "/..." and, for
- * OPTIONS, "*". */
-static bool conn_target_normalise(struct conn *k)
-{
-    char *t = k->target;
-    size_t len = k->target_len;
-    if (len > 0 && t[0] == '/')
-        return true;
-    if (len == 1 && t[0] == '*')
-        return k->method == METHOD_OPTIONS;
-    if (len < 7 || strncasecmp(t, "http://", 7) != 0)
-        return false;
-    size_t a = 7;
-    while (a < len && t[a] != '/' && t[a] != '?')
-        a++;
-    if (!authority_valid(t + 7, a - 7, true))
-        return false;
-    size_t rest = len - a;
-    size_t o = 0;
-    if (rest == 0 || t[a] != '/')
-        t[o++] = '/';
-    memmove(t + o, t + a, rest);
-    k->target_len = o + rest;
-    t[k->target_len] = '\0';
-    return true;
-}
-
 static enum MHD_Result header_count(void *cls, enum MHD_ValueKind kind, const char *key,
                                     const char *value)
 {
-    struct header_stats *s = cls;
     (void)kind;
-    s->count++;
-    if (!header_name_valid(key))
-        s->bad_name = true;
-    else if (value == NULL || !header_value_valid(value))
-        s->bad_value = true;
-    else if (!s->bad_layout && !header_in_place(s, key, value))
-        s->bad_layout = true;
-    s->bytes += strlen(key) + (value != NULL ? strlen(value) : 0) + 4;
-    if (strcasecmp(key, MHD_HTTP_HEADER_CONTENT_LENGTH) == 0)
-        s->content_length++;
-    else if (strcasecmp(key, MHD_HTTP_HEADER_TRANSFER_ENCODING) == 0)
-        s->transfer_encoding++;
-    else if (strcasecmp(key, MHD_HTTP_HEADER_HOST) == 0)
-        s->host++;
+    factsd_check_headers_add(cls, key, value);
     return MHD_YES;
-}
-
-/* Checks the request's single Content-Length: 0 when it is a number within
- * cap, 1 when it is larger, -1 when it is not a number. */
-static int content_length_check(struct MHD_Connection *c, size_t cap)
-{
-    const char *v =
-        MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
-    long long n;
-    if (v == NULL || !factsd_text_parse_int(v, 0, LLONG_MAX, &n))
-        return -1;
-    return (unsigned long long)n > cap ? 1 : 0;
 }
 
 /* The request content a request may carry. */
@@ -531,76 +374,40 @@ static size_t content_cap(const struct conn *k)
     return method_writes(k->method) ? k->http->cfg.max_body : (size_t)CONTENT_MAX;
 }
 
-/* Checks what must be refused before routing; answers and returns true when
- * the request is refused (*rc set). */
+/* Checks what must be refused before routing (request_check.h); answers
+ * and returns true when the request is refused (*rc set). */
 static bool conn_check_framing(struct conn *k, struct MHD_Connection *c, const char *method,
                                const char *version, enum MHD_Result *rc)
 {
-    struct header_stats s = {0};
-    s.line_end = version + strlen(version);
+    factsd_check_headers s;
+    factsd_check_headers_start(&s, version);
     MHD_get_connection_values(c, MHD_HEADER_KIND, header_count, &s);
-    /* The last line is followed by the empty line: NULs only. */
-    if (s.count > 0 && s.line_end != NULL && !s.bad_layout && s.line_end[1] != '\0')
-        s.bad_layout = true;
-    const char *te = s.transfer_encoding == 1
-                         ? MHD_lookup_connection_value(c, MHD_HEADER_KIND,
-                                                       MHD_HTTP_HEADER_TRANSFER_ENCODING)
-                         : NULL;
-    const char *host = s.host == 1
-                           ? MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_HOST)
-                           : NULL;
-    factsd_problem_kind kind = FACTSD_PROBLEM_MALFORMED_REQUEST;
-    const char *detail = NULL;
-    char too_large[96];
-    int cl;
-    if (!k->target_seen) {
-        detail = "the request target could not be read";
-    } else if (k->target_too_long) {
-        kind = FACTSD_PROBLEM_URI_TOO_LONG;
-        detail = "the request target is longer than 2048 bytes";
-    } else if (!factsd_text_pct_valid(k->target, k->target_len) ||
-               k->target_raw + k->target_len + 1 != (uintptr_t)version) {
-        /* libmicrohttpd keeps the request line in place, splitting it with
-         * NULs: the version follows the target's terminating NUL directly,
-         * unless a NUL byte inside the target cut the string short. */
-        detail = "the request target holds a control byte or a malformed %-escape";
-    } else if (!conn_target_normalise(k)) {
-        detail = "the request target is not a path, an http URI or OPTIONS *";
-    } else if (s.bytes > HEADERS_MAX_BYTES || s.count > HEADERS_MAX_COUNT) {
-        kind = FACTSD_PROBLEM_HEADERS_TOO_LARGE;
-        detail = "the request header fields exceed 6144 bytes or 100 fields";
-    } else if (s.bad_name) {
-        detail = "a header field name is not a token";
-    } else if (s.bad_value) {
-        detail = "a header field value holds a control byte";
-    } else if (s.bad_layout) {
-        detail = "a header field line holds a NUL byte or is folded (obs-fold)";
-    } else if (s.transfer_encoding > 1) {
-        detail = "more than one Transfer-Encoding header";
-    } else if (te != NULL && strcasecmp(te, "chunked") != 0) {
-        /* libmicrohttpd decodes exactly "chunked" (it drops leading
-         * whitespace only); anything else it would read until close. */
-        detail = "a Transfer-Encoding other than chunked";
-    } else if (host != NULL && !authority_valid(host, strlen(host), false)) {
-        detail = "the Host header is not a host with an optional port";
-    } else if (s.content_length > 1) {
-        detail = "more than one Content-Length header";
-    } else if (s.content_length > 0 && s.transfer_encoding > 0) {
-        detail = "Content-Length together with Transfer-Encoding";
-    } else if (s.host == 0 && strcmp(version, MHD_HTTP_VERSION_1_1) == 0) {
-        detail = "an HTTP/1.1 request without a Host header";
-    } else if (s.host > 1) {
-        detail = "more than one Host header";
-    } else if (s.content_length == 1 && (cl = content_length_check(c, content_cap(k))) != 0) {
-        if (cl > 0) {
-            kind = FACTSD_PROBLEM_CONTENT_TOO_LARGE;
-            snprintf(too_large, sizeof too_large,
-                     "request content is not accepted beyond %zu bytes", content_cap(k));
-            detail = too_large;
-        } else {
-            detail = "Content-Length is not a number";
-        }
-    }
+    factsd_check_headers_end(&s);
+    /* libmicrohttpd keeps the request line in place, splitting it with
+     * NULs: the version follows the target's terminating NUL directly,
+     * unless a NUL byte inside the target cut the string short. */
+    factsd_check_input rq = {
+        .target = k->target,
+        .target_len = k->target_len,
+        .target_too_long = k->target_too_long,
+        .target_whole = k->target_raw + k->target_len + 1 == (uintptr_t)version,
+        .options = k->method == METHOD_OPTIONS,
+        .http11 = strcmp(version, MHD_HTTP_VERSION_1_1) == 0,
+        .headers = &s,
+        .content_cap = content_cap(k),
+    };
+    if (s.transfer_encoding == 1)
+        rq.transfer_encoding = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
+                                                           MHD_HTTP_HEADER_TRANSFER_ENCODING);
+    if (s.host == 1)
+        rq.host = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_HOST);
+    if (s.content_length == 1)
+        rq.content_length =
+            MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+    factsd_problem_kind kind;
+    char buf[96];
+    const char *detail = factsd_check_request(&rq, &kind, buf, sizeof buf);
+    k->target_len = rq.target_len;
     if (detail == NULL)
         return false;
     *rc = conn_problem(k, c, method, kind, detail, true);
