@@ -21,6 +21,7 @@
 #include "access_log.h"
 #include "auth.h"
 #include "feed.h"
+#include "held.h"
 #include "openapi.h"
 #include "problem.h"
 #include "request_check.h"
@@ -44,9 +45,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <poll.h>
-#include <sys/epoll.h>
-#include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -60,11 +58,6 @@ enum {
                                   sent; beyond it the connection is cut */
     TARGET_INLINE = 160,       /* targets up to this size need no allocation */
     SWEEP_MS = 250,            /* how often header deadlines are checked */
-    WATCH_MAX = 1 << 20,       /* descriptors the client-close watch covers */
-    HELD_RESERVE = 8,          /* connections long-polls and streams leave free */
-    STREAM_BLOCK = 512,        /* libmicrohttpd's buffer of a stream response
-                                  (used for HTTP/1.0 only; chunked streams
-                                  write into the connection's buffer) */
     URL_LEN = 96
 };
 
@@ -120,27 +113,8 @@ struct factsd_http {
     struct conn *conns;            /* open connections, for the sweeper */
     pthread_t sweeper;
     bool sweeper_running;
-    /* The change feed. feed_lock guards the waiting list, the counts, the
-     * watch map and feed_closed; the history is appended (or restarted)
-     * under writer and feed_lock together, so a long-poll or stream that
-     * finds nothing newer and suspends under feed_lock is always woken by
-     * the next append. */
-    pthread_mutex_t feed_lock;
-    bool feed_lock_ready;
-    facts_history *history;
-    struct conn *waiters;          /* suspended long-polls and streams */
-    size_t nwaiters;               /* long-polls among them */
-    size_t nstreams;               /* event streams open */
-    size_t held_cap;               /* long-polls and streams together: the
-                                      connections not kept for other requests */
-    bool feed_closed;              /* stopping: no more waiting */
-    /* Suspended connections are not watched by libmicrohttpd, so a client
-     * that goes away would hold its connection until the wait ends. The
-     * sweeper watches their sockets for the peer's close instead: watch_map
-     * maps a descriptor to its suspended connection (under feed_lock). */
-    int watch_fd;                  /* epoll, or -1 */
-    struct conn **watch_map;
-    size_t watch_cap;              /* descriptors watch_map covers */
+    factsd_held *held;             /* the history, and the long-polls and
+                                      streams held open on it */
     uint16_t port;
     char url[URL_LEN];
 };
@@ -179,13 +153,8 @@ struct conn {
     int fd;                     /* the connection's socket */
     atomic_llong deadline;      /* ms (CLOCK_MONOTONIC) by which the next
                                    request's headers must be in; 0: none */
-    struct MHD_Connection *mhd; /* set while the request is suspended */
-    bool is_stream;             /* the request is a /v1/stream */
-    atomic_bool peer_gone;      /* the client closed while suspended */
-    bool waiting;               /* in http->waiters, suspended (feed_lock) */
+    factsd_held_slot held;      /* among the held requests (held.h) */
     bool waited;                /* the request was suspended once: answer */
-    long long wait_deadline;    /* ms (CLOCK_MONOTONIC) its wait ends */
-    struct conn *wprev, *wnext; /* in http->waiters */
     struct conn *prev, *next;   /* in http->conns */
     char inline_target[TARGET_INLINE];
 };
@@ -269,8 +238,7 @@ static void conn_request_end(struct conn *k)
     k->writing = false;
     k->refused = false;
     k->waited = false;
-    k->is_stream = false;
-    atomic_store(&k->peer_gone, false);
+    factsd_held_slot_reset(&k->held);
     free(k->body);
     k->body = NULL;
     k->body_len = k->body_cap = 0;
@@ -692,119 +660,6 @@ static enum MHD_Result conn_compact(struct conn *k, struct MHD_Connection *c, co
 
 /* ----------------------------------------------------------------- feed */
 
-/* Puts k (whose request is being suspended: c) on the waiting list and
- * watches its socket for the client's close. The caller holds
- * h->feed_lock. */
-static void waiter_link(factsd_http *h, struct conn *k, struct MHD_Connection *c)
-{
-    k->waiting = true;
-    k->mhd = c;
-    k->wprev = NULL;
-    k->wnext = h->waiters;
-    if (h->waiters != NULL)
-        h->waiters->wprev = k;
-    h->waiters = k;
-    if (!k->is_stream)
-        h->nwaiters++;
-    if (h->watch_fd >= 0 && k->fd >= 0 && (size_t)k->fd < h->watch_cap) {
-        struct epoll_event ev = {.events = EPOLLRDHUP, .data.fd = k->fd};
-        if (epoll_ctl(h->watch_fd, EPOLL_CTL_ADD, k->fd, &ev) == 0)
-            h->watch_map[k->fd] = k;
-    }
-}
-
-/* Takes k off the waiting list and stops watching its socket; the caller
- * holds h->feed_lock and resumes the connection (if it still runs). */
-static void waiter_unlink(factsd_http *h, struct conn *k)
-{
-    if (k->wprev != NULL)
-        k->wprev->wnext = k->wnext;
-    else
-        h->waiters = k->wnext;
-    if (k->wnext != NULL)
-        k->wnext->wprev = k->wprev;
-    k->wprev = k->wnext = NULL;
-    k->waiting = false;
-    if (!k->is_stream)
-        h->nwaiters--;
-    if (k->fd >= 0 && (size_t)k->fd < h->watch_cap && h->watch_map[k->fd] == k) {
-        h->watch_map[k->fd] = NULL;
-        epoll_ctl(h->watch_fd, EPOLL_CTL_DEL, k->fd, NULL);
-    }
-}
-
-/* Resumes k, a waiting connection; the caller holds h->feed_lock. Once
- * resumed, a worker may finish the connection and free k at once: k is not
- * touched after the resume. */
-static void waiter_wake(factsd_http *h, struct conn *k)
-{
-    struct MHD_Connection *c = k->mhd;
-    waiter_unlink(h, k);
-    k->mhd = NULL;
-    MHD_resume_connection(c);
-}
-
-/* Resumes every waiting long-poll and stream (all) or those whose wait or
- * heartbeat is due by now; a long-poll is answered when libmicrohttpd calls
- * the handler again, a stream writes what is new. The caller holds
- * h->feed_lock. */
-static void feed_wake_locked(factsd_http *h, bool all, long long now)
-{
-    struct conn *k = h->waiters;
-    while (k != NULL) {
-        struct conn *next = k->wnext;
-        if (all || k->wait_deadline <= now)
-            waiter_wake(h, k);
-        k = next;
-    }
-}
-
-/* Wakes the waiting connections whose clients closed (fds from the watch
- * epoll): a long-poll's connection is then closed unanswered, a stream
- * ends. The caller holds h->feed_lock. */
-static void feed_wake_gone_locked(factsd_http *h, const struct epoll_event *ev, int n)
-{
-    for (int i = 0; i < n; i++) {
-        int fd = ev[i].data.fd;
-        if (fd < 0 || (size_t)fd >= h->watch_cap)
-            continue;
-        struct conn *k = h->watch_map[fd];
-        if (k == NULL || !k->waiting)
-            continue;
-        /* The event may predate a reuse of the descriptor: ask again. */
-        struct pollfd p = {.fd = fd, .events = POLLRDHUP};
-        if (poll(&p, 1, 0) == 1 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR)) != 0) {
-            atomic_store(&k->peer_gone, true);
-            waiter_wake(h, k);
-        }
-    }
-}
-
-/* Records the change that made revision in the history and wakes every
- * waiting long-poll and stream; the caller holds h->writer, right after
- * publishing. entry (a new reference, or NULL when memory ran out building
- * it) is consumed. When the entry cannot be appended (no memory, or
- * revision is not after the latest), the history restarts at revision, so
- * that clients behind it are sent to reload rather than miss the change. */
-static void feed_record(factsd_http *h, uint64_t revision, json_t *entry)
-{
-    pthread_mutex_lock(&h->feed_lock);
-    facts_error err;
-    facts_status st = FACTS_ENOMEM;
-    if (entry != NULL && facts_history_latest(h->history) < revision)
-        st = facts_history_append(h->history, revision, json_incref(entry), &err);
-    if (st != FACTS_OK) {
-        facts_history_reset(h->history, revision);
-        fprintf(stderr,
-                "factsd: the change feed could not record revision %llu; clients behind it "
-                "will reload\n",
-                (unsigned long long)revision);
-    }
-    json_decref(entry);
-    feed_wake_locked(h, true, 0);
-    pthread_mutex_unlock(&h->feed_lock);
-}
-
 /* Answers GET or HEAD /v1/changes: the changes after since, or, with wait
  * and nothing newer, suspends the request until a change or the wait's end
  * (the handler is called again after the resume and answers then). */
@@ -812,7 +667,7 @@ static enum MHD_Result conn_changes(struct conn *k, struct MHD_Connection *c,
                                     const char *method)
 {
     factsd_http *h = k->http;
-    if (k->waited && atomic_load(&k->peer_gone))
+    if (k->waited && atomic_load(&k->held.peer_gone))
         return MHD_NO; /* the client left while it waited: close */
     const char *q = memchr(k->target, '?', k->target_len);
     size_t qlen = q != NULL ? k->target_len - (size_t)(q - k->target) - 1 : 0;
@@ -833,28 +688,24 @@ static enum MHD_Result conn_changes(struct conn *k, struct MHD_Connection *c,
     facts_history_entry *ents[FACTSD_FEED_LIMIT_MAX];
     size_t n = 0;
     uint64_t latest = 0, oldest = 0;
-    pthread_mutex_lock(&h->feed_lock);
-    facts_status st =
-        facts_history_since(h->history, fq.since, fq.limit, ents, &n, &latest, &oldest);
-    if (st == FACTS_OK && n == 0 && fq.wait > 0 && !k->waited && !h->feed_closed) {
-        if (h->nwaiters >= h->cfg.max_waiters || h->nwaiters + h->nstreams >= h->held_cap) {
-            pthread_mutex_unlock(&h->feed_lock);
-            factsd_repr_free(k->own);
-            k->own = factsd_problem_new(FACTSD_PROBLEM_UNAVAILABLE,
-                                        "too many requests are waiting for changes: retry "
-                                        "shortly",
-                                        NULL, 0);
-            opts.retry_after = "1";
-            return conn_send(k, c, method, 503, k->own, &opts);
-        }
+    facts_status st;
+    factsd_held_result r = factsd_held_changes(h->held, &k->held, c, &fq, !k->waited, ents, &n,
+                                               &latest, &oldest, &st);
+    if (r == FACTSD_HELD_FULL) {
+        factsd_repr_free(k->own);
+        k->own = factsd_problem_new(FACTSD_PROBLEM_UNAVAILABLE,
+                                    "too many requests are waiting for changes: retry "
+                                    "shortly",
+                                    NULL, 0);
+        opts.retry_after = "1";
+        return conn_send(k, c, method, 503, k->own, &opts);
+    }
+    if (r == FACTSD_HELD_SUSPENDED) {
+        /* The handler runs again only after this call returns, in this
+         * connection's worker. */
         k->waited = true;
-        k->wait_deadline = now_ms() + (long long)fq.wait * 1000;
-        waiter_link(h, k, c);
-        MHD_suspend_connection(c);
-        pthread_mutex_unlock(&h->feed_lock);
         return MHD_YES;
     }
-    pthread_mutex_unlock(&h->feed_lock);
     factsd_repr_free(k->own);
     k->own = NULL;
     if (st == FACTS_EGONE) {
@@ -885,69 +736,6 @@ static enum MHD_Result conn_changes(struct conn *k, struct MHD_Connection *c,
             facts_history_entry_unref(ents[i]);
     }
     return conn_send(k, c, method, 200, k->own, &opts);
-}
-
-/* One open event stream: what its content reader needs. conn is valid
- * while the request runs (the reader is only called then); the rest lives
- * until libmicrohttpd drops the response (stream_free). */
-struct stream_ctx {
-    factsd_http *http;
-    struct conn *conn;
-    struct MHD_Connection *mhd;
-    long long heartbeat_at; /* ms (CLOCK_MONOTONIC) of the next heartbeat */
-    factsd_stream s;
-};
-
-/* The stream's content reader: writes what is due (preamble, changes, a
- * reset, a heartbeat); when nothing is, suspends the connection until the
- * next change or heartbeat and returns 0 (libmicrohttpd calls it again
- * after the resume). */
-static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max)
-{
-    struct stream_ctx *sc = cls;
-    factsd_http *h = sc->http;
-    struct conn *k = sc->conn;
-    (void)pos;
-    if (atomic_load(&k->peer_gone))
-        return MHD_CONTENT_READER_END_OF_STREAM; /* the write fails: closed */
-    long long now = now_ms();
-    if (now >= sc->heartbeat_at)
-        sc->s.heartbeat_due = true;
-    pthread_mutex_lock(&h->feed_lock);
-    if (h->feed_closed) {
-        pthread_mutex_unlock(&h->feed_lock);
-        return MHD_CONTENT_READER_END_OF_STREAM;
-    }
-    size_t n = 0;
-    factsd_stream_state st = factsd_stream_produce(&sc->s, h->history, buf, max, &n);
-    if (n > 0) {
-        sc->heartbeat_at = now + (long long)factsd_config_heartbeat(&h->cfg) * 1000;
-        sc->s.heartbeat_due = false;
-        pthread_mutex_unlock(&h->feed_lock);
-        return (ssize_t)n;
-    }
-    if (st == FACTSD_STREAM_END) {
-        pthread_mutex_unlock(&h->feed_lock);
-        return MHD_CONTENT_READER_END_OF_STREAM;
-    }
-    /* Caught up: wait under feed_lock, so the next append wakes it. */
-    k->wait_deadline = sc->heartbeat_at;
-    waiter_link(h, k, sc->mhd);
-    MHD_suspend_connection(sc->mhd);
-    pthread_mutex_unlock(&h->feed_lock);
-    return 0;
-}
-
-/* Frees a stream once libmicrohttpd is done with its response. */
-static void stream_free(void *cls)
-{
-    struct stream_ctx *sc = cls;
-    factsd_http *h = sc->http;
-    pthread_mutex_lock(&h->feed_lock);
-    h->nstreams--;
-    pthread_mutex_unlock(&h->feed_lock);
-    factsd_stream_release(&sc->s);
-    free(sc);
 }
 
 /* The content reader of a HEAD answer: no content. */
@@ -1001,8 +789,8 @@ static enum MHD_Result conn_stream(struct conn *k, struct MHD_Connection *c, con
          * chunking (libmicrohttpd would end a chunked HEAD answer with a
          * last-chunk all the same), and the connection closes. */
         struct MHD_Response *head =
-            MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, STREAM_BLOCK, stream_head_read,
-                                              NULL, NULL);
+            MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, FACTSD_HELD_STREAM_BLOCK,
+                                              stream_head_read, NULL, NULL);
         enum MHD_Result rc = MHD_NO;
         if (head != NULL &&
             MHD_set_response_options(head, MHD_RF_HTTP_1_0_COMPATIBLE_STRICT, MHD_RO_END) ==
@@ -1016,37 +804,18 @@ static enum MHD_Result conn_stream(struct conn *k, struct MHD_Connection *c, con
             MHD_destroy_response(head);
         return rc;
     }
-    struct stream_ctx *sc = calloc(1, sizeof *sc);
-    if (sc == NULL)
+    struct MHD_Response *resp = NULL;
+    factsd_held_stream_result st = factsd_held_stream_open(h->held, &k->held, c, &sq, &resp);
+    if (st == FACTSD_HELD_STREAM_NOMEM)
         return conn_queue(k, c, method, 500, h->fallback);
-    pthread_mutex_lock(&h->feed_lock);
-    if (h->feed_closed || h->nstreams >= h->cfg.max_streams ||
-        h->nwaiters + h->nstreams >= h->held_cap) {
-        bool closed = h->feed_closed;
-        pthread_mutex_unlock(&h->feed_lock);
-        free(sc);
+    if (st != FACTSD_HELD_STREAM_OK) {
         k->own = factsd_problem_new(FACTSD_PROBLEM_UNAVAILABLE,
-                                    closed ? "the server is stopping: retry shortly"
-                                           : "too many event streams are open: retry shortly",
+                                    st == FACTSD_HELD_STREAM_CLOSED
+                                        ? "the server is stopping: retry shortly"
+                                        : "too many event streams are open: retry shortly",
                                     NULL, 0);
         opts.retry_after = "1";
         return conn_send(k, c, method, 503, k->own, &opts);
-    }
-    h->nstreams++;
-    factsd_stream_init(&sc->s, sq.resume ? sq.last : facts_history_latest(h->history),
-                       sq.kinds);
-    pthread_mutex_unlock(&h->feed_lock);
-    sc->http = h;
-    sc->conn = k;
-    sc->mhd = c;
-    sc->heartbeat_at = now_ms() + (long long)factsd_config_heartbeat(&h->cfg) * 1000;
-    k->is_stream = true;
-    struct MHD_Response *resp =
-        MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, STREAM_BLOCK, stream_read, sc,
-                                          stream_free);
-    if (resp == NULL) {
-        stream_free(sc);
-        return conn_queue(k, c, method, 500, h->fallback);
     }
     if (!stream_headers_add(resp, h, opts.origin)) {
         MHD_destroy_response(resp);
@@ -1157,7 +926,7 @@ static enum MHD_Result conn_write_run(struct conn *k, struct MHD_Connection *c,
                                                      facts_record_slug(ch.rec), body, blen)
                              : NULL;
     }
-    feed_record(h, revision, entry);
+    factsd_held_record(h->held, revision, entry);
     pthread_mutex_unlock(&h->writer);
     factsd_view_unref(prev);
 
@@ -1341,6 +1110,7 @@ static void on_connection(void *cls, struct MHD_Connection *c, void **socket_con
         if (k != NULL) {
             k->http = h;
             k->fd = ci->connect_fd;
+            k->held.fd = ci->connect_fd;
             conn_deadline_start(k);
             pthread_mutex_lock(&h->conns_lock);
             k->next = h->conns;
@@ -1353,15 +1123,12 @@ static void on_connection(void *cls, struct MHD_Connection *c, void **socket_con
     } else if (toe == MHD_CONNECTION_NOTIFY_CLOSED) {
         atomic_fetch_sub(&h->nconns, 1);
         struct conn *k = *socket_context;
-        if (k != NULL && k->waiting) {
+        if (k != NULL) {
             /* Closed while still on the waiting list: not expected, since
-             * every suspended connection is resumed (feed_close) before the
-             * daemon stops and none suspends afterwards; kept so that the
-             * list can never point at a freed connection. */
-            pthread_mutex_lock(&h->feed_lock);
-            if (k->waiting)
-                waiter_unlink(h, k);
-            pthread_mutex_unlock(&h->feed_lock);
+             * every suspended connection is resumed (factsd_held_close)
+             * before the daemon stops and none suspends afterwards; kept so
+             * that the list can never point at a freed connection. */
+            factsd_held_forget(h->held, &k->held);
         }
         if (k != NULL) {
             /* libmicrohttpd closes the socket after this returns: once
@@ -1404,18 +1171,6 @@ static void on_log(void *cls, const char *fmt, va_list ap)
 
 /* -------------------------------------------------------------- public */
 
-/* Ends every long-poll and lets no new one wait: each held request is
- * resumed and answered with what is there (usually nothing). */
-static void feed_close(factsd_http *h)
-{
-    if (!h->feed_lock_ready)
-        return;
-    pthread_mutex_lock(&h->feed_lock);
-    h->feed_closed = true;
-    feed_wake_locked(h, true, 0);
-    pthread_mutex_unlock(&h->feed_lock);
-}
-
 /* Stops what runs (acceptor, daemon) and frees everything. */
 static void http_free(factsd_http *h)
 {
@@ -1430,13 +1185,10 @@ static void http_free(factsd_http *h)
     }
     if (h->listen_fd >= 0)
         close(h->listen_fd);
-    feed_close(h);
+    factsd_held_close(h->held);
     if (h->daemon != NULL)
         MHD_stop_daemon(h->daemon);
-    facts_history_free(h->history);
-    if (h->watch_fd >= 0)
-        close(h->watch_fd);
-    free(h->watch_map);
+    factsd_held_free(h->held);
     if (h->fallback != NULL)
         MHD_destroy_response(h->fallback);
     factsd_view_unref(atomic_load(&h->view));
@@ -1447,8 +1199,6 @@ static void http_free(factsd_http *h)
     }
     pthread_mutex_destroy(&h->writer);
     pthread_mutex_destroy(&h->conns_lock);
-    if (h->feed_lock_ready)
-        pthread_mutex_destroy(&h->feed_lock);
     free(h);
 }
 
@@ -1559,21 +1309,10 @@ static void *acceptor_main(void *arg)
 static void *sweeper_main(void *arg)
 {
     factsd_http *h = arg;
-    struct timespec tick = {0, SWEEP_MS * 1000 * 1000};
-    struct epoll_event ev[64];
     long long last = now_ms();
     while (!atomic_load(&h->stopping)) {
         /* Between sweeps, wait for the close of a suspended client. */
-        int n = 0;
-        if (h->watch_fd >= 0)
-            n = epoll_wait(h->watch_fd, ev, (int)(sizeof ev / sizeof ev[0]), SWEEP_MS);
-        else
-            nanosleep(&tick, NULL);
-        if (n > 0) {
-            pthread_mutex_lock(&h->feed_lock);
-            feed_wake_gone_locked(h, ev, n);
-            pthread_mutex_unlock(&h->feed_lock);
-        }
+        factsd_held_watch(h->held, SWEEP_MS);
         long long now = now_ms();
         if (now - last < SWEEP_MS)
             continue;
@@ -1590,9 +1329,7 @@ static void *sweeper_main(void *arg)
         /* Suspended connections never time out by themselves: end the
          * long-polls whose wait is over, and let the streams whose
          * heartbeat is due write it. */
-        pthread_mutex_lock(&h->feed_lock);
-        feed_wake_locked(h, false, now);
-        pthread_mutex_unlock(&h->feed_lock);
+        factsd_held_wake_due(h->held, now);
     }
     return NULL;
 }
@@ -1623,7 +1360,6 @@ factsd_http *factsd_http_start_writable(const factsd_config *cfg, facts_store *s
         facts_journal_close(journal);
         return NULL;
     }
-    h->watch_fd = -1;
     if (pthread_mutex_init(&h->writer, NULL) != 0) {
         free(h);
         snprintf(msg, size, "cannot create a mutex");
@@ -1639,35 +1375,11 @@ factsd_http *factsd_http_start_writable(const factsd_config *cfg, facts_store *s
     }
     h->cfg = *cfg;
     h->journal = journal;
-    if (pthread_mutex_init(&h->feed_lock, NULL) != 0) {
-        snprintf(msg, size, "cannot create a mutex");
+    h->held = factsd_held_new(cfg, facts_store_revision(store), msg, size);
+    if (h->held == NULL) {
         http_free(h);
         return NULL;
     }
-    h->feed_lock_ready = true;
-    h->history = facts_history_new(cfg->history, facts_store_revision(store));
-    if (h->history == NULL) {
-        snprintf(msg, size, "cannot keep a history of %zu changes (1 to %d, memory)",
-                 cfg->history, FACTS_HISTORY_MAX);
-        http_free(h);
-        return NULL;
-    }
-    /* Held requests never take the last tenth of the connections (at least
-     * HELD_RESERVE), so reads and writes still get in. */
-    size_t reserve = cfg->max_connections / 10;
-    if (reserve < HELD_RESERVE)
-        reserve = HELD_RESERVE;
-    h->held_cap = cfg->max_connections > reserve ? cfg->max_connections - reserve : 1;
-    /* Watching suspended clients is best effort: without it a departed
-     * client's connection is freed when its wait or heartbeat comes. */
-    struct rlimit rl;
-    size_t cap = WATCH_MAX;
-    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY &&
-        rl.rlim_cur < cap)
-        cap = (size_t)rl.rlim_cur;
-    h->watch_map = calloc(cap, sizeof *h->watch_map);
-    if (h->watch_map != NULL && (h->watch_fd = epoll_create1(EPOLL_CLOEXEC)) >= 0)
-        h->watch_cap = cap;
     atomic_init(&h->readers, 0);
     atomic_init(&h->writes_disabled, false);
     atomic_init(&h->view, NULL);
@@ -1856,8 +1568,8 @@ bool factsd_http_reload(factsd_http *h, char *msg, size_t size)
         return false;
     }
     http_view_swap(h, next);
-    feed_record(h, revision,
-                factsd_feed_entry_new(revision, "reload", NULL, NULL, NULL, NULL, 0));
+    factsd_held_record(h->held, revision,
+                       factsd_feed_entry_new(revision, "reload", NULL, NULL, NULL, NULL, 0));
     pthread_mutex_unlock(&h->writer);
     snprintf(msg, size, "revision %llu", (unsigned long long)revision);
     return true;
@@ -1897,7 +1609,7 @@ void factsd_http_stop(factsd_http *h, unsigned grace_ms)
     h->acceptor_running = false;
     close(h->listen_fd);
     h->listen_fd = -1;
-    feed_close(h);
+    factsd_held_close(h->held);
     struct timespec tick = {0, 10 * 1000 * 1000};
     for (unsigned waited = 0; http_busy(h) && waited < grace_ms; waited += 10)
         nanosleep(&tick, NULL);
