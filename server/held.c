@@ -5,6 +5,8 @@
 #define _GNU_SOURCE /* POLLRDHUP */
 #include "held.h"
 
+#include "conn.h"
+
 #include <poll.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -12,8 +14,8 @@
 #include <sys/epoll.h>
 #include <sys/resource.h>
 #include <sys/types.h>
-#include <unistd.h>
 #include <time.h>
+#include <unistd.h>
 
 enum {
     HELD_RESERVE = 8,     /* connections long-polls and streams leave free */
@@ -39,14 +41,6 @@ struct factsd_held {
     factsd_held_slot **watch_map;
     size_t watch_cap;              /* descriptors watch_map covers */
 };
-
-/* The CLOCK_MONOTONIC time in milliseconds. */
-static long long now_ms(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (long long)t.tv_sec * 1000 + t.tv_nsec / 1000000;
-}
 
 factsd_held *factsd_held_new(const factsd_config *cfg, uint64_t revision, char *msg,
                              size_t size)
@@ -268,7 +262,7 @@ factsd_held_result factsd_held_changes(factsd_held *hd, factsd_held_slot *s,
             pthread_mutex_unlock(&hd->lock);
             return FACTSD_HELD_FULL;
         }
-        s->deadline = now_ms() + (long long)q->wait * 1000;
+        s->deadline = factsd_conn_now_ms() + (long long)q->wait * 1000;
         waiter_link(hd, s, c);
         MHD_suspend_connection(c);
         pthread_mutex_unlock(&hd->lock);
@@ -301,7 +295,7 @@ static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max)
     (void)pos;
     if (atomic_load(&slot->peer_gone))
         return MHD_CONTENT_READER_END_OF_STREAM; /* the write fails: closed */
-    long long now = now_ms();
+    long long now = factsd_conn_now_ms();
     if (now >= sc->heartbeat_at)
         sc->s.heartbeat_due = true;
     pthread_mutex_lock(&hd->lock);
@@ -364,7 +358,8 @@ factsd_held_stream_result factsd_held_stream_open(factsd_held *hd, factsd_held_s
     sc->held = hd;
     sc->slot = s;
     sc->mhd = c;
-    sc->heartbeat_at = now_ms() + (long long)factsd_config_heartbeat(&hd->cfg) * 1000;
+    sc->heartbeat_at =
+        factsd_conn_now_ms() + (long long)factsd_config_heartbeat(&hd->cfg) * 1000;
     s->is_stream = true;
     struct MHD_Response *r = MHD_create_response_from_callback(
         MHD_SIZE_UNKNOWN, FACTSD_HELD_STREAM_BLOCK, stream_read, sc, stream_free);

@@ -15,11 +15,11 @@
  * the writer mutex: change prepared and validated (write.c), next view
  * rendered, journal appended and synced, view swapped in, answer sent.
  */
-#define _GNU_SOURCE /* accept4 */
 #include "http.h"
 
 #include "access_log.h"
 #include "auth.h"
+#include "conn.h"
 #include "feed.h"
 #include "held.h"
 #include "openapi.h"
@@ -32,10 +32,8 @@
 #include "view.h"
 #include "write.h"
 
-#include <arpa/inet.h>
 #include <errno.h>
 #include <microhttpd.h>
-#include <netinet/in.h>
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
@@ -45,9 +43,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/socket.h>
 #include <time.h>
-#include <unistd.h>
 
 enum {
     MEMORY_LIMIT = 16 * 1024,  /* libmicrohttpd's memory per connection (it
@@ -56,9 +52,7 @@ enum {
     CONTENT_MAX = 16 * 1024,   /* request content read and discarded */
     DISCARD_MAX = 256 * 1024,  /* content read (and dropped) before a 413 is
                                   sent; beyond it the connection is cut */
-    TARGET_INLINE = 160,       /* targets up to this size need no allocation */
-    SWEEP_MS = 250,            /* how often header deadlines are checked */
-    URL_LEN = 96
+    TARGET_INLINE = 160        /* targets up to this size need no allocation */
 };
 
 static const char allow_read[] = "GET, HEAD, OPTIONS";
@@ -101,22 +95,12 @@ struct factsd_http {
     atomic_bool writes_disabled;  /* the journal failed: no writes until restart */
     struct MHD_Response *fallback; /* a bare 500 for out-of-memory */
     atomic_llong log_time;         /* last second libmicrohttpd logged in */
-    atomic_long nconns;            /* connections handed to libmicrohttpd and
-                                      not yet closed (see acceptor_main) */
     char start_error[256];         /* libmicrohttpd's last message while starting */
     atomic_bool started;
-    atomic_bool stopping;          /* the acceptor must exit */
-    int listen_fd;
-    pthread_t acceptor;
-    bool acceptor_running;
-    pthread_mutex_t conns_lock;    /* guards conns and each conn's links */
-    struct conn *conns;            /* open connections, for the sweeper */
-    pthread_t sweeper;
-    bool sweeper_running;
+    factsd_conns *conns;           /* the listening socket, the acceptor and
+                                      sweeper threads, the open connections */
     factsd_held *held;             /* the history, and the long-polls and
                                       streams held open on it */
-    uint16_t port;
-    char url[URL_LEN];
 };
 
 /* Per-connection state, reused by each request on the connection. */
@@ -129,8 +113,6 @@ struct conn {
     bool target_seen;
     bool routed;                /* route holds the target's path, matched */
     factsd_route route;         /* see conn_route */
-    atomic_bool busy;           /* a request is between its request line and
-                                   its completion (factsd_http_stop waits) */
     bool started;               /* the current request reached the handler */
     bool answered;              /* a response is queued */
     bool too_large;             /* the content went past CONTENT_MAX */
@@ -150,29 +132,12 @@ struct conn {
     factsd_repr *own;           /* a representation made for this request */
     size_t discarded;           /* request content bytes read and dropped */
     struct timespec t0;
-    int fd;                     /* the connection's socket */
-    atomic_llong deadline;      /* ms (CLOCK_MONOTONIC) by which the next
-                                   request's headers must be in; 0: none */
+    factsd_conn link;           /* in the registry: socket, header deadline,
+                                   busy (factsd_http_stop waits) */
     factsd_held_slot held;      /* among the held requests (held.h) */
     bool waited;                /* the request was suspended once: answer */
-    struct conn *prev, *next;   /* in http->conns */
     char inline_target[TARGET_INLINE];
 };
-
-/* The CLOCK_MONOTONIC time in milliseconds. */
-static long long now_ms(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (long long)t.tv_sec * 1000 + t.tv_nsec / 1000000;
-}
-
-/* Gives the connection's next request cfg.timeout seconds from now to
- * deliver its request line and headers. */
-static void conn_deadline_start(struct conn *k)
-{
-    atomic_store(&k->deadline, now_ms() + (long long)k->http->cfg.timeout * 1000);
-}
 
 /* ------------------------------------------------------------- helpers */
 
@@ -228,7 +193,7 @@ static const factsd_route *conn_route(struct conn *k)
 /* Ends the current request's state (after completion or at close). */
 static void conn_request_end(struct conn *k)
 {
-    atomic_store_explicit(&k->busy, false, memory_order_release);
+    factsd_conn_busy_set(&k->link, false);
     factsd_repr_free(k->own);
     k->own = NULL;
     k->started = false;
@@ -1000,7 +965,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         return MHD_NO; /* no context: the connection could not be set up */
     if (!k->started) {
         k->started = true;
-        atomic_store(&k->deadline, 0); /* the headers are in */
+        factsd_conn_deadline_clear(&k->link); /* the headers are in */
         if (h->cfg.access_log)
             clock_gettime(CLOCK_MONOTONIC, &k->t0);
         k->method = method_parse(method);
@@ -1057,7 +1022,7 @@ static void *on_uri(void *cls, const char *uri, struct MHD_Connection *c)
     conn_target_clear(k);
     /* Per connection, not one shared counter: a counter every request
      * touches would bounce between the workers' cores. */
-    atomic_store_explicit(&k->busy, true, memory_order_release);
+    factsd_conn_busy_set(&k->link, true);
     k->target_seen = true;
     k->target_raw = (uintptr_t)uri;
     size_t len = uri != NULL ? strlen(uri) : 0;
@@ -1095,7 +1060,7 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **req_cls,
     struct conn *k = *req_cls;
     if (k != NULL) {
         conn_request_end(k);
-        conn_deadline_start(k);
+        factsd_conn_deadline_start(k->http->conns, &k->link);
     }
 }
 
@@ -1109,38 +1074,22 @@ static void on_connection(void *cls, struct MHD_Connection *c, void **socket_con
         struct conn *k = ci != NULL ? calloc(1, sizeof *k) : NULL;
         if (k != NULL) {
             k->http = h;
-            k->fd = ci->connect_fd;
             k->held.fd = ci->connect_fd;
-            conn_deadline_start(k);
-            pthread_mutex_lock(&h->conns_lock);
-            k->next = h->conns;
-            if (h->conns != NULL)
-                h->conns->prev = k;
-            h->conns = k;
-            pthread_mutex_unlock(&h->conns_lock);
+            factsd_conn_add(h->conns, &k->link, ci->connect_fd);
         }
         *socket_context = k;
     } else if (toe == MHD_CONNECTION_NOTIFY_CLOSED) {
-        atomic_fetch_sub(&h->nconns, 1);
         struct conn *k = *socket_context;
-        if (k != NULL) {
-            /* Closed while still on the waiting list: not expected, since
-             * every suspended connection is resumed (factsd_held_close)
-             * before the daemon stops and none suspends afterwards; kept so
-             * that the list can never point at a freed connection. */
+        /* Closed while still on the waiting list: not expected, since every
+         * suspended connection is resumed (factsd_held_close) before the
+         * daemon stops and none suspends afterwards; kept so that the list
+         * can never point at a freed connection. */
+        if (k != NULL)
             factsd_held_forget(h->held, &k->held);
-        }
+        /* libmicrohttpd closes the socket after this returns: once
+         * unlinked, the sweeper cannot touch a reused descriptor. */
+        factsd_conn_remove(h->conns, k != NULL ? &k->link : NULL);
         if (k != NULL) {
-            /* libmicrohttpd closes the socket after this returns: once
-             * unlinked, the sweeper cannot touch a reused descriptor. */
-            pthread_mutex_lock(&h->conns_lock);
-            if (k->prev != NULL)
-                k->prev->next = k->next;
-            else
-                h->conns = k->next;
-            if (k->next != NULL)
-                k->next->prev = k->prev;
-            pthread_mutex_unlock(&h->conns_lock);
             conn_request_end(k);
             factsd_view_unref(k->view);
             free(k);
@@ -1174,21 +1123,12 @@ static void on_log(void *cls, const char *fmt, va_list ap)
 /* Stops what runs (acceptor, daemon) and frees everything. */
 static void http_free(factsd_http *h)
 {
-    if (h->acceptor_running) {
-        atomic_store(&h->stopping, true);
-        shutdown(h->listen_fd, SHUT_RDWR);
-        pthread_join(h->acceptor, NULL);
-    }
-    if (h->sweeper_running) {
-        atomic_store(&h->stopping, true);
-        pthread_join(h->sweeper, NULL);
-    }
-    if (h->listen_fd >= 0)
-        close(h->listen_fd);
+    factsd_conn_threads_stop(h->conns);
     factsd_held_close(h->held);
     if (h->daemon != NULL)
         MHD_stop_daemon(h->daemon);
     factsd_held_free(h->held);
+    factsd_conn_free(h->conns);
     if (h->fallback != NULL)
         MHD_destroy_response(h->fallback);
     factsd_view_unref(atomic_load(&h->view));
@@ -1198,7 +1138,6 @@ static void http_free(factsd_http *h)
         free(h->token);
     }
     pthread_mutex_destroy(&h->writer);
-    pthread_mutex_destroy(&h->conns_lock);
     free(h);
 }
 
@@ -1215,123 +1154,6 @@ static struct MHD_Response *fallback_new(void)
         return NULL;
     }
     return r;
-}
-
-/* Opens the listening socket of cfg (SO_REUSEADDR, the configured backlog)
- * and records the port it got; returns the socket or -1 with msg set. */
-static int listen_open(factsd_http *h, char *msg, size_t size)
-{
-    const factsd_config *cfg = &h->cfg;
-    bool v6 = strchr(cfg->host, ':') != NULL;
-    struct sockaddr_storage ss;
-    socklen_t len;
-    memset(&ss, 0, sizeof ss);
-    if (v6) {
-        struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&ss;
-        sin6->sin6_family = AF_INET6;
-        sin6->sin6_port = htons(cfg->port);
-        inet_pton(AF_INET6, cfg->host, &sin6->sin6_addr);
-        len = sizeof *sin6;
-    } else {
-        struct sockaddr_in *sin = (struct sockaddr_in *)&ss;
-        sin->sin_family = AF_INET;
-        sin->sin_port = htons(cfg->port);
-        inet_pton(AF_INET, cfg->host, &sin->sin_addr);
-        len = sizeof *sin;
-    }
-    int one = 1;
-    int fd = socket(v6 ? AF_INET6 : AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) != 0 ||
-        (v6 && setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one) != 0) ||
-        bind(fd, (struct sockaddr *)&ss, len) != 0 || listen(fd, (int)cfg->backlog) != 0 ||
-        getsockname(fd, (struct sockaddr *)&ss, &len) != 0) {
-        snprintf(msg, size, "cannot listen on %s%s%s:%u: %s", v6 ? "[" : "", cfg->host,
-                 v6 ? "]" : "", (unsigned)cfg->port, strerror(errno));
-        if (fd >= 0)
-            close(fd);
-        return -1;
-    }
-    h->port = ntohs(v6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
-                       : ((struct sockaddr_in *)&ss)->sin_port);
-    snprintf(h->url, sizeof h->url, "http://%s%s%s:%u", v6 ? "[" : "", cfg->host, v6 ? "]" : "",
-             (unsigned)h->port);
-    return fd;
-}
-
-/* The acceptor thread: accepts connections as fast as they come and hands
- * them to the daemon's workers. (libmicrohttpd's own poll loop accepts one
- * connection per round over all connections, which leaves a burst of new
- * connections waiting for seconds under load.)
- *
- * The connection limit is kept here: a connection over it is closed at
- * once. libmicrohttpd's own limit is set beyond reach, because 0.9.75
- * refuses a connection added from another thread only in the worker, after
- * queuing it, and on that path a burst past the limit left its workers
- * stuck on a lock: nothing was served any more and the daemon never
- * stopped. Only this thread raises nconns, so the check cannot race; the
- * count falls when a connection closes (on_connection) or the daemon
- * refuses one at once (the per-address limit). A connection the worker
- * drops for want of memory before it starts is never notified and keeps
- * its place in the count. */
-static void *acceptor_main(void *arg)
-{
-    factsd_http *h = arg;
-    struct timespec pause = {0, 5 * 1000 * 1000};
-    while (!atomic_load(&h->stopping)) {
-        struct sockaddr_storage ss;
-        socklen_t len = sizeof ss;
-        int fd = accept4(h->listen_fd, (struct sockaddr *)&ss, &len, SOCK_CLOEXEC | SOCK_NONBLOCK);
-        if (fd < 0) {
-            if (atomic_load(&h->stopping) || errno == EINVAL || errno == EBADF)
-                break;
-            if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM)
-                nanosleep(&pause, NULL); /* out of descriptors: let some close */
-            continue;
-        }
-        if (atomic_load(&h->nconns) >= (long)h->cfg.max_connections) {
-            close(fd);
-            continue;
-        }
-        atomic_fetch_add(&h->nconns, 1);
-        /* On failure (the per-address limit, memory) libmicrohttpd closes
-         * the socket. */
-        if (MHD_add_connection(h->daemon, fd, (const struct sockaddr *)&ss, len) != MHD_YES)
-            atomic_fetch_sub(&h->nconns, 1);
-    }
-    return NULL;
-}
-
-/* The sweeper thread: a connection whose request line and headers are not
- * all in by its deadline (cfg.timeout seconds after it opened or its last
- * response went out) is shut down, however steadily its bytes trickle in
- * (libmicrohttpd's timeout only measures idleness). Its worker then sees
- * the end of the stream and closes it. */
-static void *sweeper_main(void *arg)
-{
-    factsd_http *h = arg;
-    long long last = now_ms();
-    while (!atomic_load(&h->stopping)) {
-        /* Between sweeps, wait for the close of a suspended client. */
-        factsd_held_watch(h->held, SWEEP_MS);
-        long long now = now_ms();
-        if (now - last < SWEEP_MS)
-            continue;
-        last = now;
-        pthread_mutex_lock(&h->conns_lock);
-        for (struct conn *k = h->conns; k != NULL; k = k->next) {
-            long long d = atomic_load(&k->deadline);
-            if (d != 0 && now > d) {
-                shutdown(k->fd, SHUT_RDWR);
-                atomic_store(&k->deadline, 0);
-            }
-        }
-        pthread_mutex_unlock(&h->conns_lock);
-        /* Suspended connections never time out by themselves: end the
-         * long-polls whose wait is over, and let the streams whose
-         * heartbeat is due write it. */
-        factsd_held_wake_due(h->held, now);
-    }
-    return NULL;
 }
 
 factsd_http *factsd_http_start(const factsd_config *cfg, facts_store *store, char *msg,
@@ -1366,13 +1188,6 @@ factsd_http *factsd_http_start_writable(const factsd_config *cfg, facts_store *s
         facts_journal_close(journal);
         return NULL;
     }
-    if (pthread_mutex_init(&h->conns_lock, NULL) != 0) {
-        pthread_mutex_destroy(&h->writer);
-        free(h);
-        snprintf(msg, size, "cannot create a mutex");
-        facts_journal_close(journal);
-        return NULL;
-    }
     h->cfg = *cfg;
     h->journal = journal;
     h->held = factsd_held_new(cfg, facts_store_revision(store), msg, size);
@@ -1388,11 +1203,8 @@ factsd_http *factsd_http_start_writable(const factsd_config *cfg, facts_store *s
         http_free(h);
         return NULL;
     }
-    h->listen_fd = -1;
     atomic_init(&h->log_time, 0);
-    atomic_init(&h->nconns, 0);
     atomic_init(&h->started, false);
-    atomic_init(&h->stopping, false);
     atomic_init(&h->view_generation, 0);
     factsd_view *first = factsd_view_new(store, (const char *)factsd_openapi_json,
                                          factsd_openapi_json_len, &h->cfg, msg, size);
@@ -1404,8 +1216,8 @@ factsd_http *factsd_http_start_writable(const factsd_config *cfg, facts_store *s
         http_free(h);
         return NULL;
     }
-    h->listen_fd = listen_open(h, msg, size);
-    if (h->listen_fd < 0) {
+    h->conns = factsd_conn_listen(cfg, msg, size);
+    if (h->conns == NULL) {
         http_free(h);
         return NULL;
     }
@@ -1427,7 +1239,7 @@ factsd_http *factsd_http_start_writable(const factsd_config *cfg, facts_store *s
         flags, 0, NULL, NULL, on_request, h,
         MHD_OPTION_EXTERNAL_LOGGER, on_log, h,
         MHD_OPTION_ARRAY, pool,
-        /* Beyond reach: the acceptor keeps the limit (see acceptor_main);
+        /* Beyond reach: the acceptor keeps the limit (see conn.c);
          * each worker's share of this is the whole limit. */
         MHD_OPTION_CONNECTION_LIMIT, (unsigned)cfg->max_connections * cfg->threads,
         MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)cfg->max_connections_per_ip,
@@ -1445,20 +1257,10 @@ factsd_http *factsd_http_start_writable(const factsd_config *cfg, facts_store *s
         return NULL;
     }
     atomic_store(&h->started, true);
-    int err = pthread_create(&h->acceptor, NULL, acceptor_main, h);
-    if (err != 0) {
-        snprintf(msg, size, "cannot start the acceptor thread: %s", strerror(err));
+    if (!factsd_conn_threads_start(h->conns, h->daemon, h->held, msg, size)) {
         http_free(h);
         return NULL;
     }
-    h->acceptor_running = true;
-    err = pthread_create(&h->sweeper, NULL, sweeper_main, h);
-    if (err != 0) {
-        snprintf(msg, size, "cannot start the sweeper thread: %s", strerror(err));
-        http_free(h);
-        return NULL;
-    }
-    h->sweeper_running = true;
     return h;
 }
 
@@ -1577,41 +1379,22 @@ bool factsd_http_reload(factsd_http *h, char *msg, size_t size)
 
 uint16_t factsd_http_port(const factsd_http *h)
 {
-    return h->port;
+    return factsd_conn_port(h->conns);
 }
 
 const char *factsd_http_url(const factsd_http *h)
 {
-    return h->url;
-}
-
-/* Whether any connection is in the middle of a request. */
-static bool http_busy(factsd_http *h)
-{
-    bool busy = false;
-    pthread_mutex_lock(&h->conns_lock);
-    for (const struct conn *k = h->conns; k != NULL && !busy; k = k->next)
-        busy = atomic_load_explicit(&k->busy, memory_order_acquire);
-    pthread_mutex_unlock(&h->conns_lock);
-    return busy;
+    return factsd_conn_url(h->conns);
 }
 
 void factsd_http_stop(factsd_http *h, unsigned grace_ms)
 {
     if (h == NULL)
         return;
-    /* Stop accepting: wake the acceptor out of accept(2) and close the
-     * listening socket, so new connections are refused. */
-    atomic_store(&h->stopping, true);
-    shutdown(h->listen_fd, SHUT_RDWR);
-    if (h->acceptor_running)
-        pthread_join(h->acceptor, NULL);
-    h->acceptor_running = false;
-    close(h->listen_fd);
-    h->listen_fd = -1;
+    factsd_conn_accept_stop(h->conns);
     factsd_held_close(h->held);
     struct timespec tick = {0, 10 * 1000 * 1000};
-    for (unsigned waited = 0; http_busy(h) && waited < grace_ms; waited += 10)
+    for (unsigned waited = 0; factsd_conn_busy_any(h->conns) && waited < grace_ms; waited += 10)
         nanosleep(&tick, NULL);
     http_free(h);
 }
