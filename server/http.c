@@ -1,6 +1,9 @@
 /*
- * http.c - the libmicrohttpd daemon, its hardening and the request cycle
- * (see http.h).
+ * http.c - the libmicrohttpd daemon, the published snapshot and the
+ * request cycle (see http.h). Below it: conn.c accepts connections, keeps
+ * their limits and deadlines; request_check.c holds the framing rules;
+ * held.c holds long-polls and streams open on the change history;
+ * access_log.c writes the log line.
  *
  * Request cycle: the URI log callback copies the raw target into the
  * connection's context (libmicrohttpd decodes the URL it hands the access
@@ -1120,7 +1123,7 @@ static void on_log(void *cls, const char *fmt, va_list ap)
 
 /* -------------------------------------------------------------- public */
 
-/* Stops what runs (acceptor, daemon) and frees everything. */
+/* Stops what runs (acceptor, sweeper, daemon) and frees everything. */
 static void http_free(factsd_http *h)
 {
     factsd_conn_threads_stop(h->conns);
