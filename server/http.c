@@ -1,6 +1,9 @@
 /*
- * http.c - the libmicrohttpd daemon, its hardening and the request cycle
- * (see http.h).
+ * http.c - the libmicrohttpd daemon, the published snapshot and the
+ * request cycle (see http.h). Below it: conn.c accepts connections, keeps
+ * their limits and deadlines; request_check.c holds the framing rules;
+ * held.c holds long-polls and streams open on the change history;
+ * access_log.c writes the log line.
  *
  * Request cycle: the URI log callback copies the raw target into the
  * connection's context (libmicrohttpd decodes the URL it hands the access
@@ -15,14 +18,17 @@
  * the writer mutex: change prepared and validated (write.c), next view
  * rendered, journal appended and synced, view swapped in, answer sent.
  */
-#define _GNU_SOURCE /* accept4 */
 #include "http.h"
 
+#include "access_log.h"
 #include "auth.h"
+#include "conn.h"
 #include "feed.h"
+#include "held.h"
 #include "openapi.h"
 #include "negotiate.h"
 #include "problem.h"
+#include "request_check.h"
 #include "render.h"
 #include "routes.h"
 #include "stream.h"
@@ -30,12 +36,8 @@
 #include "view.h"
 #include "write.h"
 
-#include <arpa/inet.h>
-#include <ctype.h>
 #include <errno.h>
-#include <limits.h>
 #include <microhttpd.h>
-#include <netinet/in.h>
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
@@ -45,30 +47,16 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <poll.h>
-#include <sys/epoll.h>
-#include <sys/resource.h>
-#include <sys/socket.h>
 #include <time.h>
-#include <unistd.h>
 
 enum {
     MEMORY_LIMIT = 16 * 1024,  /* libmicrohttpd's memory per connection (it
                                   touches all of it: RSS grows by this much
                                   per open connection) */
-    HEADERS_MAX_BYTES = 6144,  /* request header fields, names plus values */
-    HEADERS_MAX_COUNT = 100,   /* request header fields */
     CONTENT_MAX = 16 * 1024,   /* request content read and discarded */
     DISCARD_MAX = 256 * 1024,  /* content read (and dropped) before a 413 is
                                   sent; beyond it the connection is cut */
-    TARGET_INLINE = 160,       /* targets up to this size need no allocation */
-    SWEEP_MS = 250,            /* how often header deadlines are checked */
-    WATCH_MAX = 1 << 20,       /* descriptors the client-close watch covers */
-    HELD_RESERVE = 8,          /* connections long-polls and streams leave free */
-    STREAM_BLOCK = 512,        /* libmicrohttpd's buffer of a stream response
-                                  (used for HTTP/1.0 only; chunked streams
-                                  write into the connection's buffer) */
-    URL_LEN = 96
+    TARGET_INLINE = 160        /* targets up to this size need no allocation */
 };
 
 static const char allow_read[] = "GET, HEAD, OPTIONS";
@@ -111,41 +99,12 @@ struct factsd_http {
     atomic_bool writes_disabled;  /* the journal failed: no writes until restart */
     struct MHD_Response *fallback; /* a bare 500 for out-of-memory */
     atomic_llong log_time;         /* last second libmicrohttpd logged in */
-    atomic_long nconns;            /* connections handed to libmicrohttpd and
-                                      not yet closed (see acceptor_main) */
     char start_error[256];         /* libmicrohttpd's last message while starting */
     atomic_bool started;
-    atomic_bool stopping;          /* the acceptor must exit */
-    int listen_fd;
-    pthread_t acceptor;
-    bool acceptor_running;
-    pthread_mutex_t conns_lock;    /* guards conns and each conn's links */
-    struct conn *conns;            /* open connections, for the sweeper */
-    pthread_t sweeper;
-    bool sweeper_running;
-    /* The change feed. feed_lock guards the waiting list, the counts, the
-     * watch map and feed_closed; the history is appended (or restarted)
-     * under writer and feed_lock together, so a long-poll or stream that
-     * finds nothing newer and suspends under feed_lock is always woken by
-     * the next append. */
-    pthread_mutex_t feed_lock;
-    bool feed_lock_ready;
-    facts_history *history;
-    struct conn *waiters;          /* suspended long-polls and streams */
-    size_t nwaiters;               /* long-polls among them */
-    size_t nstreams;               /* event streams open */
-    size_t held_cap;               /* long-polls and streams together: the
-                                      connections not kept for other requests */
-    bool feed_closed;              /* stopping: no more waiting */
-    /* Suspended connections are not watched by libmicrohttpd, so a client
-     * that goes away would hold its connection until the wait ends. The
-     * sweeper watches their sockets for the peer's close instead: watch_map
-     * maps a descriptor to its suspended connection (under feed_lock). */
-    int watch_fd;                  /* epoll, or -1 */
-    struct conn **watch_map;
-    size_t watch_cap;              /* descriptors watch_map covers */
-    uint16_t port;
-    char url[URL_LEN];
+    factsd_conns *conns;           /* the listening socket, the acceptor and
+                                      sweeper threads, the open connections */
+    factsd_held *held;             /* the history, and the long-polls and
+                                      streams held open on it */
 };
 
 /* Per-connection state, reused by each request on the connection. */
@@ -158,8 +117,6 @@ struct conn {
     bool target_seen;
     bool routed;                /* route holds the target's path, matched */
     factsd_route route;         /* see conn_route */
-    atomic_bool busy;           /* a request is between its request line and
-                                   its completion (factsd_http_stop waits) */
     bool started;               /* the current request reached the handler */
     bool answered;              /* a response is queued */
     bool too_large;             /* the content went past CONTENT_MAX */
@@ -179,34 +136,12 @@ struct conn {
     factsd_repr *own;           /* a representation made for this request */
     size_t discarded;           /* request content bytes read and dropped */
     struct timespec t0;
-    int fd;                     /* the connection's socket */
-    atomic_llong deadline;      /* ms (CLOCK_MONOTONIC) by which the next
-                                   request's headers must be in; 0: none */
-    struct MHD_Connection *mhd; /* set while the request is suspended */
-    bool is_stream;             /* the request is a /v1/stream */
-    atomic_bool peer_gone;      /* the client closed while suspended */
-    bool waiting;               /* in http->waiters, suspended (feed_lock) */
+    factsd_conn link;           /* in the registry: socket, header deadline,
+                                   busy (factsd_http_stop waits) */
+    factsd_held_slot held;      /* among the held requests (held.h) */
     bool waited;                /* the request was suspended once: answer */
-    long long wait_deadline;    /* ms (CLOCK_MONOTONIC) its wait ends */
-    struct conn *wprev, *wnext; /* in http->waiters */
-    struct conn *prev, *next;   /* in http->conns */
     char inline_target[TARGET_INLINE];
 };
-
-/* The CLOCK_MONOTONIC time in milliseconds. */
-static long long now_ms(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (long long)t.tv_sec * 1000 + t.tv_nsec / 1000000;
-}
-
-/* Gives the connection's next request cfg.timeout seconds from now to
- * deliver its request line and headers. */
-static void conn_deadline_start(struct conn *k)
-{
-    atomic_store(&k->deadline, now_ms() + (long long)k->http->cfg.timeout * 1000);
-}
 
 /* ------------------------------------------------------------- helpers */
 
@@ -262,7 +197,7 @@ static const factsd_route *conn_route(struct conn *k)
 /* Ends the current request's state (after completion or at close). */
 static void conn_request_end(struct conn *k)
 {
-    atomic_store_explicit(&k->busy, false, memory_order_release);
+    factsd_conn_busy_set(&k->link, false);
     factsd_repr_free(k->own);
     k->own = NULL;
     k->started = false;
@@ -272,8 +207,7 @@ static void conn_request_end(struct conn *k)
     k->writing = false;
     k->refused = false;
     k->waited = false;
-    k->is_stream = false;
-    atomic_store(&k->peer_gone, false);
+    factsd_held_slot_reset(&k->held);
     free(k->body);
     k->body = NULL;
     k->body_len = k->body_cap = 0;
@@ -298,49 +232,6 @@ static enum method method_parse(const char *m)
     return METHOD_OTHER;
 }
 
-/* Writes one access-log line for a queued response. */
-static void access_log(struct conn *k, struct MHD_Connection *c, const char *method,
-                       unsigned status)
-{
-    char peer[INET6_ADDRSTRLEN] = "-";
-    const union MHD_ConnectionInfo *ci =
-        MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
-    if (ci != NULL && ci->client_addr != NULL) {
-        const struct sockaddr *sa = ci->client_addr;
-        if (sa->sa_family == AF_INET)
-            inet_ntop(AF_INET, &((const struct sockaddr_in *)(const void *)sa)->sin_addr, peer,
-                      sizeof peer);
-        else if (sa->sa_family == AF_INET6)
-            inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr,
-                      peer, sizeof peer);
-    }
-    char target[256];
-    size_t o = 0;
-    for (size_t i = 0; k->target != NULL && i < k->target_len && o + 5 < sizeof target; i++) {
-        unsigned char ch = (unsigned char)k->target[i];
-        if (ch < 0x20 || ch >= 0x7f || ch == '"' || ch == '\\')
-            o += (size_t)snprintf(target + o, sizeof target - o, "\\x%02x", ch);
-        else
-            target[o++] = (char)ch;
-    }
-    if (k->target_too_long && o + 4 < sizeof target) {
-        memcpy(target + o, "...", 3);
-        o += 3;
-    }
-    target[o] = '\0';
-    char m[16];
-    size_t mi = 0;
-    for (; method[mi] != '\0' && mi + 1 < sizeof m; mi++)
-        m[mi] = (method[mi] > 0x20 && method[mi] < 0x7f) ? method[mi] : '?';
-    m[mi] = '\0';
-    struct timespec t1;
-    clock_gettime(CLOCK_MONOTONIC, &t1);
-    double ms = (double)(t1.tv_sec - k->t0.tv_sec) * 1e3 +
-                (double)(t1.tv_nsec - k->t0.tv_nsec) / 1e6;
-    fprintf(stdout, "%s \"%s %s\" %u %.3fms\n", peer, m, target, status, ms);
-    fflush(stdout);
-}
-
 /* Queues resp with status; once libmicrohttpd takes it, marks the request
  * answered and logs it. (libmicrohttpd refuses a response while request
  * content is still arriving.) */
@@ -351,8 +242,12 @@ static enum MHD_Result conn_queue(struct conn *k, struct MHD_Connection *c, cons
     if (rc != MHD_YES)
         return rc;
     k->answered = true;
-    if (k->http->cfg.access_log)
-        access_log(k, c, method, status);
+    if (k->http->cfg.access_log) {
+        const union MHD_ConnectionInfo *ci =
+            MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+        factsd_access_log_write(ci != NULL ? ci->client_addr : NULL, method, k->target,
+                                k->target_len, k->target_too_long, status, &k->t0);
+    }
     return rc;
 }
 
@@ -402,166 +297,12 @@ static enum MHD_Result conn_problem(struct conn *k, struct MHD_Connection *c,
 
 /* ------------------------------------------------------- framing checks */
 
-struct header_stats {
-    unsigned content_length;
-    unsigned transfer_encoding;
-    unsigned host;
-    size_t bytes;
-    unsigned count;
-    bool bad_name;       /* a field name is not a token */
-    bool bad_value;      /* a field value holds a control byte */
-    bool bad_layout;     /* a NUL in a field line, or an obs-fold */
-    const char *line_end; /* the NUL ending the previous field line */
-};
-
-/* Whether s is an RFC 9110 token (tchar: letters, digits, "!#$%&'*+-.^_`|~"). */
-static bool header_name_valid(const char *s)
-{
-    if (*s == '\0')
-        return false;
-    for (; *s != '\0'; s++) {
-        unsigned char c = (unsigned char)*s;
-        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-              (c != '\0' && strchr("!#$%&'*+-.^_`|~", c) != NULL)))
-            return false;
-    }
-    return true;
-}
-
-/* Whether s holds no control byte but HTAB (and no DEL). */
-static bool header_value_valid(const char *s)
-{
-    for (; *s != '\0'; s++) {
-        unsigned char c = (unsigned char)*s;
-        if ((c < 0x20 && c != '\t') || c == 0x7f)
-            return false;
-    }
-    return true;
-}
-
-/* Checks that the field line key/value lies where libmicrohttpd parsed it,
- * in place right after the previous line: its lines end in one or two NULs
- * (CR LF), the name ends in a NUL (the colon) and only spaces and tabs lie
- * before the value. A NUL inside a line, or an obs-fold (libmicrohttpd
- * joins the continuation into a value copied elsewhere), breaks this. */
-static bool header_in_place(struct header_stats *s, const char *key, const char *value)
-{
-    const char *prev = s->line_end;
-    if (prev == NULL || value == NULL)
-        return false;
-    if (key != prev + 1 && !(key == prev + 2 && prev[1] == '\0'))
-        return false;
-    const char *colon = key + strlen(key);
-    if ((uintptr_t)value <= (uintptr_t)colon ||
-        (uintptr_t)value - (uintptr_t)colon > (uintptr_t)HEADERS_MAX_BYTES)
-        return false;
-    for (const char *p = colon + 1; p < value; p++)
-        if (*p != ' ' && *p != '\t')
-            return false;
-    s->line_end = value + strlen(value);
-    return true;
-}
-
-/* Whether the len bytes at s are a uri-host with an optional ":" port
- * (RFC 3986): an IP literal in brackets or a reg-name (unreserved,
- * sub-delims, %-escapes), then up to 5 digits. need_host refuses an empty
- * host. */
-static bool authority_valid(const char *s, size_t len, bool need_host)
-{
-    size_t i = 0;
-    if (len > 0 && s[0] == '[') {
-        for (i = 1; i < len && s[i] != ']'; i++)
-            if (!isxdigit((unsigned char)s[i]) && s[i] != ':' && s[i] != '.')
-                return false;
-        if (i >= len || i < 3)
-            return false;
-        i++;
-    } else {
-        for (; i < len && s[i] != ':'; i++) {
-            unsigned char c = (unsigned char)s[i];
-            if (c == '%') {
-                if (i + 2 >= len || !isxdigit((unsigned char)s[i + 1]) ||
-                    !isxdigit((unsigned char)s[i + 2]))
-                    return false;
-                i += 2;
-            } else if (!isalnum(c) && strchr("-._~!$&'()*+,;=", c) == NULL) {
-                return false;
-            }
-        }
-        if (i == 0 && need_host)
-            return false;
-    }
-    if (i == len)
-        return true;
-    if (s[i] != ':' || len - i - 1 > 5)
-        return false;
-    for (i++; i < len; i++)
-        if (!isdigit((unsigned char)s[i]))
-            return false;
-    return true;
-}
-
-/* Brings k's target to origin-form: an absolute-form "http://authority..."
- * (RFC 9112 section 3.2.2; scheme in any case, a valid authority) loses its
- * scheme and authority. Returns false for any other form but "/..." and, for
- * OPTIONS, "*". */
-static bool conn_target_normalise(struct conn *k)
-{
-    char *t = k->target;
-    size_t len = k->target_len;
-    if (len > 0 && t[0] == '/')
-        return true;
-    if (len == 1 && t[0] == '*')
-        return k->method == METHOD_OPTIONS;
-    if (len < 7 || strncasecmp(t, "http://", 7) != 0)
-        return false;
-    size_t a = 7;
-    while (a < len && t[a] != '/' && t[a] != '?')
-        a++;
-    if (!authority_valid(t + 7, a - 7, true))
-        return false;
-    size_t rest = len - a;
-    size_t o = 0;
-    if (rest == 0 || t[a] != '/')
-        t[o++] = '/';
-    memmove(t + o, t + a, rest);
-    k->target_len = o + rest;
-    t[k->target_len] = '\0';
-    return true;
-}
-
 static enum MHD_Result header_count(void *cls, enum MHD_ValueKind kind, const char *key,
                                     const char *value)
 {
-    struct header_stats *s = cls;
     (void)kind;
-    s->count++;
-    if (!header_name_valid(key))
-        s->bad_name = true;
-    else if (value == NULL || !header_value_valid(value))
-        s->bad_value = true;
-    else if (!s->bad_layout && !header_in_place(s, key, value))
-        s->bad_layout = true;
-    s->bytes += strlen(key) + (value != NULL ? strlen(value) : 0) + 4;
-    if (strcasecmp(key, MHD_HTTP_HEADER_CONTENT_LENGTH) == 0)
-        s->content_length++;
-    else if (strcasecmp(key, MHD_HTTP_HEADER_TRANSFER_ENCODING) == 0)
-        s->transfer_encoding++;
-    else if (strcasecmp(key, MHD_HTTP_HEADER_HOST) == 0)
-        s->host++;
+    factsd_check_headers_add(cls, key, value);
     return MHD_YES;
-}
-
-/* Checks the request's single Content-Length: 0 when it is a number within
- * cap, 1 when it is larger, -1 when it is not a number. */
-static int content_length_check(struct MHD_Connection *c, size_t cap)
-{
-    const char *v =
-        MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
-    long long n;
-    if (v == NULL || !factsd_text_parse_int(v, 0, LLONG_MAX, &n))
-        return -1;
-    return (unsigned long long)n > cap ? 1 : 0;
 }
 
 /* The request content a request may carry. */
@@ -570,76 +311,40 @@ static size_t content_cap(const struct conn *k)
     return method_writes(k->method) ? k->http->cfg.max_body : (size_t)CONTENT_MAX;
 }
 
-/* Checks what must be refused before routing; answers and returns true when
- * the request is refused (*rc set). */
+/* Checks what must be refused before routing (request_check.h); answers
+ * and returns true when the request is refused (*rc set). */
 static bool conn_check_framing(struct conn *k, struct MHD_Connection *c, const char *method,
                                const char *version, enum MHD_Result *rc)
 {
-    struct header_stats s = {0};
-    s.line_end = version + strlen(version);
+    factsd_check_headers s;
+    factsd_check_headers_start(&s, version);
     MHD_get_connection_values(c, MHD_HEADER_KIND, header_count, &s);
-    /* The last line is followed by the empty line: NULs only. */
-    if (s.count > 0 && s.line_end != NULL && !s.bad_layout && s.line_end[1] != '\0')
-        s.bad_layout = true;
-    const char *te = s.transfer_encoding == 1
-                         ? MHD_lookup_connection_value(c, MHD_HEADER_KIND,
-                                                       MHD_HTTP_HEADER_TRANSFER_ENCODING)
-                         : NULL;
-    const char *host = s.host == 1
-                           ? MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_HOST)
-                           : NULL;
-    factsd_problem_kind kind = FACTSD_PROBLEM_MALFORMED_REQUEST;
-    const char *detail = NULL;
-    char too_large[96];
-    int cl;
-    if (!k->target_seen) {
-        detail = "the request target could not be read";
-    } else if (k->target_too_long) {
-        kind = FACTSD_PROBLEM_URI_TOO_LONG;
-        detail = "the request target is longer than 2048 bytes";
-    } else if (!factsd_text_pct_valid(k->target, k->target_len) ||
-               k->target_raw + k->target_len + 1 != (uintptr_t)version) {
-        /* libmicrohttpd keeps the request line in place, splitting it with
-         * NULs: the version follows the target's terminating NUL directly,
-         * unless a NUL byte inside the target cut the string short. */
-        detail = "the request target holds a control byte or a malformed %-escape";
-    } else if (!conn_target_normalise(k)) {
-        detail = "the request target is not a path, an http URI or OPTIONS *";
-    } else if (s.bytes > HEADERS_MAX_BYTES || s.count > HEADERS_MAX_COUNT) {
-        kind = FACTSD_PROBLEM_HEADERS_TOO_LARGE;
-        detail = "the request header fields exceed 6144 bytes or 100 fields";
-    } else if (s.bad_name) {
-        detail = "a header field name is not a token";
-    } else if (s.bad_value) {
-        detail = "a header field value holds a control byte";
-    } else if (s.bad_layout) {
-        detail = "a header field line holds a NUL byte or is folded (obs-fold)";
-    } else if (s.transfer_encoding > 1) {
-        detail = "more than one Transfer-Encoding header";
-    } else if (te != NULL && strcasecmp(te, "chunked") != 0) {
-        /* libmicrohttpd decodes exactly "chunked" (it drops leading
-         * whitespace only); anything else it would read until close. */
-        detail = "a Transfer-Encoding other than chunked";
-    } else if (host != NULL && !authority_valid(host, strlen(host), false)) {
-        detail = "the Host header is not a host with an optional port";
-    } else if (s.content_length > 1) {
-        detail = "more than one Content-Length header";
-    } else if (s.content_length > 0 && s.transfer_encoding > 0) {
-        detail = "Content-Length together with Transfer-Encoding";
-    } else if (s.host == 0 && strcmp(version, MHD_HTTP_VERSION_1_1) == 0) {
-        detail = "an HTTP/1.1 request without a Host header";
-    } else if (s.host > 1) {
-        detail = "more than one Host header";
-    } else if (s.content_length == 1 && (cl = content_length_check(c, content_cap(k))) != 0) {
-        if (cl > 0) {
-            kind = FACTSD_PROBLEM_CONTENT_TOO_LARGE;
-            snprintf(too_large, sizeof too_large,
-                     "request content is not accepted beyond %zu bytes", content_cap(k));
-            detail = too_large;
-        } else {
-            detail = "Content-Length is not a number";
-        }
-    }
+    factsd_check_headers_end(&s);
+    /* libmicrohttpd keeps the request line in place, splitting it with
+     * NULs: the version follows the target's terminating NUL directly,
+     * unless a NUL byte inside the target cut the string short. */
+    factsd_check_input rq = {
+        .target = k->target,
+        .target_len = k->target_len,
+        .target_too_long = k->target_too_long,
+        .target_whole = k->target_raw + k->target_len + 1 == (uintptr_t)version,
+        .options = k->method == METHOD_OPTIONS,
+        .http11 = strcmp(version, MHD_HTTP_VERSION_1_1) == 0,
+        .headers = &s,
+        .content_cap = content_cap(k),
+    };
+    if (s.transfer_encoding == 1)
+        rq.transfer_encoding = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
+                                                           MHD_HTTP_HEADER_TRANSFER_ENCODING);
+    if (s.host == 1)
+        rq.host = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_HOST);
+    if (s.content_length == 1)
+        rq.content_length =
+            MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+    factsd_problem_kind kind;
+    char buf[96];
+    const char *detail = factsd_check_request(&rq, &kind, buf, sizeof buf);
+    k->target_len = rq.target_len;
     if (detail == NULL)
         return false;
     *rc = conn_problem(k, c, method, kind, detail, true);
@@ -924,119 +629,6 @@ static enum MHD_Result conn_compact(struct conn *k, struct MHD_Connection *c, co
 
 /* ----------------------------------------------------------------- feed */
 
-/* Puts k (whose request is being suspended: c) on the waiting list and
- * watches its socket for the client's close. The caller holds
- * h->feed_lock. */
-static void waiter_link(factsd_http *h, struct conn *k, struct MHD_Connection *c)
-{
-    k->waiting = true;
-    k->mhd = c;
-    k->wprev = NULL;
-    k->wnext = h->waiters;
-    if (h->waiters != NULL)
-        h->waiters->wprev = k;
-    h->waiters = k;
-    if (!k->is_stream)
-        h->nwaiters++;
-    if (h->watch_fd >= 0 && k->fd >= 0 && (size_t)k->fd < h->watch_cap) {
-        struct epoll_event ev = {.events = EPOLLRDHUP, .data.fd = k->fd};
-        if (epoll_ctl(h->watch_fd, EPOLL_CTL_ADD, k->fd, &ev) == 0)
-            h->watch_map[k->fd] = k;
-    }
-}
-
-/* Takes k off the waiting list and stops watching its socket; the caller
- * holds h->feed_lock and resumes the connection (if it still runs). */
-static void waiter_unlink(factsd_http *h, struct conn *k)
-{
-    if (k->wprev != NULL)
-        k->wprev->wnext = k->wnext;
-    else
-        h->waiters = k->wnext;
-    if (k->wnext != NULL)
-        k->wnext->wprev = k->wprev;
-    k->wprev = k->wnext = NULL;
-    k->waiting = false;
-    if (!k->is_stream)
-        h->nwaiters--;
-    if (k->fd >= 0 && (size_t)k->fd < h->watch_cap && h->watch_map[k->fd] == k) {
-        h->watch_map[k->fd] = NULL;
-        epoll_ctl(h->watch_fd, EPOLL_CTL_DEL, k->fd, NULL);
-    }
-}
-
-/* Resumes k, a waiting connection; the caller holds h->feed_lock. Once
- * resumed, a worker may finish the connection and free k at once: k is not
- * touched after the resume. */
-static void waiter_wake(factsd_http *h, struct conn *k)
-{
-    struct MHD_Connection *c = k->mhd;
-    waiter_unlink(h, k);
-    k->mhd = NULL;
-    MHD_resume_connection(c);
-}
-
-/* Resumes every waiting long-poll and stream (all) or those whose wait or
- * heartbeat is due by now; a long-poll is answered when libmicrohttpd calls
- * the handler again, a stream writes what is new. The caller holds
- * h->feed_lock. */
-static void feed_wake_locked(factsd_http *h, bool all, long long now)
-{
-    struct conn *k = h->waiters;
-    while (k != NULL) {
-        struct conn *next = k->wnext;
-        if (all || k->wait_deadline <= now)
-            waiter_wake(h, k);
-        k = next;
-    }
-}
-
-/* Wakes the waiting connections whose clients closed (fds from the watch
- * epoll): a long-poll's connection is then closed unanswered, a stream
- * ends. The caller holds h->feed_lock. */
-static void feed_wake_gone_locked(factsd_http *h, const struct epoll_event *ev, int n)
-{
-    for (int i = 0; i < n; i++) {
-        int fd = ev[i].data.fd;
-        if (fd < 0 || (size_t)fd >= h->watch_cap)
-            continue;
-        struct conn *k = h->watch_map[fd];
-        if (k == NULL || !k->waiting)
-            continue;
-        /* The event may predate a reuse of the descriptor: ask again. */
-        struct pollfd p = {.fd = fd, .events = POLLRDHUP};
-        if (poll(&p, 1, 0) == 1 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR)) != 0) {
-            atomic_store(&k->peer_gone, true);
-            waiter_wake(h, k);
-        }
-    }
-}
-
-/* Records the change that made revision in the history and wakes every
- * waiting long-poll and stream; the caller holds h->writer, right after
- * publishing. entry (a new reference, or NULL when memory ran out building
- * it) is consumed. When the entry cannot be appended (no memory, or
- * revision is not after the latest), the history restarts at revision, so
- * that clients behind it are sent to reload rather than miss the change. */
-static void feed_record(factsd_http *h, uint64_t revision, json_t *entry)
-{
-    pthread_mutex_lock(&h->feed_lock);
-    facts_error err;
-    facts_status st = FACTS_ENOMEM;
-    if (entry != NULL && facts_history_latest(h->history) < revision)
-        st = facts_history_append(h->history, revision, json_incref(entry), &err);
-    if (st != FACTS_OK) {
-        facts_history_reset(h->history, revision);
-        fprintf(stderr,
-                "factsd: the change feed could not record revision %llu; clients behind it "
-                "will reload\n",
-                (unsigned long long)revision);
-    }
-    json_decref(entry);
-    feed_wake_locked(h, true, 0);
-    pthread_mutex_unlock(&h->feed_lock);
-}
-
 /* Answers GET or HEAD /v1/changes: the changes after since, or, with wait
  * and nothing newer, suspends the request until a change or the wait's end
  * (the handler is called again after the resume and answers then). */
@@ -1044,7 +636,7 @@ static enum MHD_Result conn_changes(struct conn *k, struct MHD_Connection *c,
                                     const char *method)
 {
     factsd_http *h = k->http;
-    if (k->waited && atomic_load(&k->peer_gone))
+    if (k->waited && atomic_load(&k->held.peer_gone))
         return MHD_NO; /* the client left while it waited: close */
     const char *q = memchr(k->target, '?', k->target_len);
     size_t qlen = q != NULL ? k->target_len - (size_t)(q - k->target) - 1 : 0;
@@ -1065,28 +657,24 @@ static enum MHD_Result conn_changes(struct conn *k, struct MHD_Connection *c,
     facts_history_entry *ents[FACTSD_FEED_LIMIT_MAX];
     size_t n = 0;
     uint64_t latest = 0, oldest = 0;
-    pthread_mutex_lock(&h->feed_lock);
-    facts_status st =
-        facts_history_since(h->history, fq.since, fq.limit, ents, &n, &latest, &oldest);
-    if (st == FACTS_OK && n == 0 && fq.wait > 0 && !k->waited && !h->feed_closed) {
-        if (h->nwaiters >= h->cfg.max_waiters || h->nwaiters + h->nstreams >= h->held_cap) {
-            pthread_mutex_unlock(&h->feed_lock);
-            factsd_repr_free(k->own);
-            k->own = factsd_problem_new(FACTSD_PROBLEM_UNAVAILABLE,
-                                        "too many requests are waiting for changes: retry "
-                                        "shortly",
-                                        NULL, 0);
-            opts.retry_after = "1";
-            return conn_send(k, c, method, 503, k->own, &opts);
-        }
+    facts_status st;
+    factsd_held_result r = factsd_held_changes(h->held, &k->held, c, &fq, !k->waited, ents, &n,
+                                               &latest, &oldest, &st);
+    if (r == FACTSD_HELD_FULL) {
+        factsd_repr_free(k->own);
+        k->own = factsd_problem_new(FACTSD_PROBLEM_UNAVAILABLE,
+                                    "too many requests are waiting for changes: retry "
+                                    "shortly",
+                                    NULL, 0);
+        opts.retry_after = "1";
+        return conn_send(k, c, method, 503, k->own, &opts);
+    }
+    if (r == FACTSD_HELD_SUSPENDED) {
+        /* The handler runs again only after this call returns, in this
+         * connection's worker. */
         k->waited = true;
-        k->wait_deadline = now_ms() + (long long)fq.wait * 1000;
-        waiter_link(h, k, c);
-        MHD_suspend_connection(c);
-        pthread_mutex_unlock(&h->feed_lock);
         return MHD_YES;
     }
-    pthread_mutex_unlock(&h->feed_lock);
     factsd_repr_free(k->own);
     k->own = NULL;
     if (st == FACTS_EGONE) {
@@ -1117,69 +705,6 @@ static enum MHD_Result conn_changes(struct conn *k, struct MHD_Connection *c,
             facts_history_entry_unref(ents[i]);
     }
     return conn_send(k, c, method, 200, k->own, &opts);
-}
-
-/* One open event stream: what its content reader needs. conn is valid
- * while the request runs (the reader is only called then); the rest lives
- * until libmicrohttpd drops the response (stream_free). */
-struct stream_ctx {
-    factsd_http *http;
-    struct conn *conn;
-    struct MHD_Connection *mhd;
-    long long heartbeat_at; /* ms (CLOCK_MONOTONIC) of the next heartbeat */
-    factsd_stream s;
-};
-
-/* The stream's content reader: writes what is due (preamble, changes, a
- * reset, a heartbeat); when nothing is, suspends the connection until the
- * next change or heartbeat and returns 0 (libmicrohttpd calls it again
- * after the resume). */
-static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max)
-{
-    struct stream_ctx *sc = cls;
-    factsd_http *h = sc->http;
-    struct conn *k = sc->conn;
-    (void)pos;
-    if (atomic_load(&k->peer_gone))
-        return MHD_CONTENT_READER_END_OF_STREAM; /* the write fails: closed */
-    long long now = now_ms();
-    if (now >= sc->heartbeat_at)
-        sc->s.heartbeat_due = true;
-    pthread_mutex_lock(&h->feed_lock);
-    if (h->feed_closed) {
-        pthread_mutex_unlock(&h->feed_lock);
-        return MHD_CONTENT_READER_END_OF_STREAM;
-    }
-    size_t n = 0;
-    factsd_stream_state st = factsd_stream_produce(&sc->s, h->history, buf, max, &n);
-    if (n > 0) {
-        sc->heartbeat_at = now + (long long)factsd_config_heartbeat(&h->cfg) * 1000;
-        sc->s.heartbeat_due = false;
-        pthread_mutex_unlock(&h->feed_lock);
-        return (ssize_t)n;
-    }
-    if (st == FACTSD_STREAM_END) {
-        pthread_mutex_unlock(&h->feed_lock);
-        return MHD_CONTENT_READER_END_OF_STREAM;
-    }
-    /* Caught up: wait under feed_lock, so the next append wakes it. */
-    k->wait_deadline = sc->heartbeat_at;
-    waiter_link(h, k, sc->mhd);
-    MHD_suspend_connection(sc->mhd);
-    pthread_mutex_unlock(&h->feed_lock);
-    return 0;
-}
-
-/* Frees a stream once libmicrohttpd is done with its response. */
-static void stream_free(void *cls)
-{
-    struct stream_ctx *sc = cls;
-    factsd_http *h = sc->http;
-    pthread_mutex_lock(&h->feed_lock);
-    h->nstreams--;
-    pthread_mutex_unlock(&h->feed_lock);
-    factsd_stream_release(&sc->s);
-    free(sc);
 }
 
 /* The content reader of a HEAD answer: no content. */
@@ -1233,8 +758,8 @@ static enum MHD_Result conn_stream(struct conn *k, struct MHD_Connection *c, con
          * chunking (libmicrohttpd would end a chunked HEAD answer with a
          * last-chunk all the same), and the connection closes. */
         struct MHD_Response *head =
-            MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, STREAM_BLOCK, stream_head_read,
-                                              NULL, NULL);
+            MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, FACTSD_HELD_STREAM_BLOCK,
+                                              stream_head_read, NULL, NULL);
         enum MHD_Result rc = MHD_NO;
         if (head != NULL &&
             MHD_set_response_options(head, MHD_RF_HTTP_1_0_COMPATIBLE_STRICT, MHD_RO_END) ==
@@ -1248,37 +773,18 @@ static enum MHD_Result conn_stream(struct conn *k, struct MHD_Connection *c, con
             MHD_destroy_response(head);
         return rc;
     }
-    struct stream_ctx *sc = calloc(1, sizeof *sc);
-    if (sc == NULL)
+    struct MHD_Response *resp = NULL;
+    factsd_held_stream_result st = factsd_held_stream_open(h->held, &k->held, c, &sq, &resp);
+    if (st == FACTSD_HELD_STREAM_NOMEM)
         return conn_queue(k, c, method, 500, h->fallback);
-    pthread_mutex_lock(&h->feed_lock);
-    if (h->feed_closed || h->nstreams >= h->cfg.max_streams ||
-        h->nwaiters + h->nstreams >= h->held_cap) {
-        bool closed = h->feed_closed;
-        pthread_mutex_unlock(&h->feed_lock);
-        free(sc);
+    if (st != FACTSD_HELD_STREAM_OK) {
         k->own = factsd_problem_new(FACTSD_PROBLEM_UNAVAILABLE,
-                                    closed ? "the server is stopping: retry shortly"
-                                           : "too many event streams are open: retry shortly",
+                                    st == FACTSD_HELD_STREAM_CLOSED
+                                        ? "the server is stopping: retry shortly"
+                                        : "too many event streams are open: retry shortly",
                                     NULL, 0);
         opts.retry_after = "1";
         return conn_send(k, c, method, 503, k->own, &opts);
-    }
-    h->nstreams++;
-    factsd_stream_init(&sc->s, sq.resume ? sq.last : facts_history_latest(h->history),
-                       sq.kinds);
-    pthread_mutex_unlock(&h->feed_lock);
-    sc->http = h;
-    sc->conn = k;
-    sc->mhd = c;
-    sc->heartbeat_at = now_ms() + (long long)factsd_config_heartbeat(&h->cfg) * 1000;
-    k->is_stream = true;
-    struct MHD_Response *resp =
-        MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, STREAM_BLOCK, stream_read, sc,
-                                          stream_free);
-    if (resp == NULL) {
-        stream_free(sc);
-        return conn_queue(k, c, method, 500, h->fallback);
     }
     if (!stream_headers_add(resp, h, opts.origin)) {
         MHD_destroy_response(resp);
@@ -1389,7 +895,7 @@ static enum MHD_Result conn_write_run(struct conn *k, struct MHD_Connection *c,
                                                      facts_record_slug(ch.rec), body, blen)
                              : NULL;
     }
-    feed_record(h, revision, entry);
+    factsd_held_record(h->held, revision, entry);
     pthread_mutex_unlock(&h->writer);
     factsd_view_unref(prev);
 
@@ -1470,7 +976,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         return MHD_NO; /* no context: the connection could not be set up */
     if (!k->started) {
         k->started = true;
-        atomic_store(&k->deadline, 0); /* the headers are in */
+        factsd_conn_deadline_clear(&k->link); /* the headers are in */
         if (h->cfg.access_log)
             clock_gettime(CLOCK_MONOTONIC, &k->t0);
         k->method = method_parse(method);
@@ -1527,7 +1033,7 @@ static void *on_uri(void *cls, const char *uri, struct MHD_Connection *c)
     conn_target_clear(k);
     /* Per connection, not one shared counter: a counter every request
      * touches would bounce between the workers' cores. */
-    atomic_store_explicit(&k->busy, true, memory_order_release);
+    factsd_conn_busy_set(&k->link, true);
     k->target_seen = true;
     k->target_raw = (uintptr_t)uri;
     size_t len = uri != NULL ? strlen(uri) : 0;
@@ -1565,7 +1071,7 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **req_cls,
     struct conn *k = *req_cls;
     if (k != NULL) {
         conn_request_end(k);
-        conn_deadline_start(k);
+        factsd_conn_deadline_start(k->http->conns, &k->link);
     }
 }
 
@@ -1579,40 +1085,22 @@ static void on_connection(void *cls, struct MHD_Connection *c, void **socket_con
         struct conn *k = ci != NULL ? calloc(1, sizeof *k) : NULL;
         if (k != NULL) {
             k->http = h;
-            k->fd = ci->connect_fd;
-            conn_deadline_start(k);
-            pthread_mutex_lock(&h->conns_lock);
-            k->next = h->conns;
-            if (h->conns != NULL)
-                h->conns->prev = k;
-            h->conns = k;
-            pthread_mutex_unlock(&h->conns_lock);
+            k->held.fd = ci->connect_fd;
+            factsd_conn_add(h->conns, &k->link, ci->connect_fd);
         }
         *socket_context = k;
     } else if (toe == MHD_CONNECTION_NOTIFY_CLOSED) {
-        atomic_fetch_sub(&h->nconns, 1);
         struct conn *k = *socket_context;
-        if (k != NULL && k->waiting) {
-            /* Closed while still on the waiting list: not expected, since
-             * every suspended connection is resumed (feed_close) before the
-             * daemon stops and none suspends afterwards; kept so that the
-             * list can never point at a freed connection. */
-            pthread_mutex_lock(&h->feed_lock);
-            if (k->waiting)
-                waiter_unlink(h, k);
-            pthread_mutex_unlock(&h->feed_lock);
-        }
+        /* Closed while still on the waiting list: not expected, since every
+         * suspended connection is resumed (factsd_held_close) before the
+         * daemon stops and none suspends afterwards; kept so that the list
+         * can never point at a freed connection. */
+        if (k != NULL)
+            factsd_held_forget(h->held, &k->held);
+        /* libmicrohttpd closes the socket after this returns: once
+         * unlinked, the sweeper cannot touch a reused descriptor. */
+        factsd_conn_remove(h->conns, k != NULL ? &k->link : NULL);
         if (k != NULL) {
-            /* libmicrohttpd closes the socket after this returns: once
-             * unlinked, the sweeper cannot touch a reused descriptor. */
-            pthread_mutex_lock(&h->conns_lock);
-            if (k->prev != NULL)
-                k->prev->next = k->next;
-            else
-                h->conns = k->next;
-            if (k->next != NULL)
-                k->next->prev = k->prev;
-            pthread_mutex_unlock(&h->conns_lock);
             conn_request_end(k);
             factsd_view_unref(k->view);
             free(k);
@@ -1643,39 +1131,15 @@ static void on_log(void *cls, const char *fmt, va_list ap)
 
 /* -------------------------------------------------------------- public */
 
-/* Ends every long-poll and lets no new one wait: each held request is
- * resumed and answered with what is there (usually nothing). */
-static void feed_close(factsd_http *h)
-{
-    if (!h->feed_lock_ready)
-        return;
-    pthread_mutex_lock(&h->feed_lock);
-    h->feed_closed = true;
-    feed_wake_locked(h, true, 0);
-    pthread_mutex_unlock(&h->feed_lock);
-}
-
-/* Stops what runs (acceptor, daemon) and frees everything. */
+/* Stops what runs (acceptor, sweeper, daemon) and frees everything. */
 static void http_free(factsd_http *h)
 {
-    if (h->acceptor_running) {
-        atomic_store(&h->stopping, true);
-        shutdown(h->listen_fd, SHUT_RDWR);
-        pthread_join(h->acceptor, NULL);
-    }
-    if (h->sweeper_running) {
-        atomic_store(&h->stopping, true);
-        pthread_join(h->sweeper, NULL);
-    }
-    if (h->listen_fd >= 0)
-        close(h->listen_fd);
-    feed_close(h);
+    factsd_conn_threads_stop(h->conns);
+    factsd_held_close(h->held);
     if (h->daemon != NULL)
         MHD_stop_daemon(h->daemon);
-    facts_history_free(h->history);
-    if (h->watch_fd >= 0)
-        close(h->watch_fd);
-    free(h->watch_map);
+    factsd_held_free(h->held);
+    factsd_conn_free(h->conns);
     if (h->fallback != NULL)
         MHD_destroy_response(h->fallback);
     factsd_view_unref(atomic_load(&h->view));
@@ -1685,9 +1149,6 @@ static void http_free(factsd_http *h)
         free(h->token);
     }
     pthread_mutex_destroy(&h->writer);
-    pthread_mutex_destroy(&h->conns_lock);
-    if (h->feed_lock_ready)
-        pthread_mutex_destroy(&h->feed_lock);
     free(h);
 }
 
@@ -1704,136 +1165,6 @@ static struct MHD_Response *fallback_new(void)
         return NULL;
     }
     return r;
-}
-
-/* Opens the listening socket of cfg (SO_REUSEADDR, the configured backlog)
- * and records the port it got; returns the socket or -1 with msg set. */
-static int listen_open(factsd_http *h, char *msg, size_t size)
-{
-    const factsd_config *cfg = &h->cfg;
-    bool v6 = strchr(cfg->host, ':') != NULL;
-    struct sockaddr_storage ss;
-    socklen_t len;
-    memset(&ss, 0, sizeof ss);
-    if (v6) {
-        struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&ss;
-        sin6->sin6_family = AF_INET6;
-        sin6->sin6_port = htons(cfg->port);
-        inet_pton(AF_INET6, cfg->host, &sin6->sin6_addr);
-        len = sizeof *sin6;
-    } else {
-        struct sockaddr_in *sin = (struct sockaddr_in *)&ss;
-        sin->sin_family = AF_INET;
-        sin->sin_port = htons(cfg->port);
-        inet_pton(AF_INET, cfg->host, &sin->sin_addr);
-        len = sizeof *sin;
-    }
-    int one = 1;
-    int fd = socket(v6 ? AF_INET6 : AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) != 0 ||
-        (v6 && setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one) != 0) ||
-        bind(fd, (struct sockaddr *)&ss, len) != 0 || listen(fd, (int)cfg->backlog) != 0 ||
-        getsockname(fd, (struct sockaddr *)&ss, &len) != 0) {
-        snprintf(msg, size, "cannot listen on %s%s%s:%u: %s", v6 ? "[" : "", cfg->host,
-                 v6 ? "]" : "", (unsigned)cfg->port, strerror(errno));
-        if (fd >= 0)
-            close(fd);
-        return -1;
-    }
-    h->port = ntohs(v6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
-                       : ((struct sockaddr_in *)&ss)->sin_port);
-    snprintf(h->url, sizeof h->url, "http://%s%s%s:%u", v6 ? "[" : "", cfg->host, v6 ? "]" : "",
-             (unsigned)h->port);
-    return fd;
-}
-
-/* The acceptor thread: accepts connections as fast as they come and hands
- * them to the daemon's workers. (libmicrohttpd's own poll loop accepts one
- * connection per round over all connections, which leaves a burst of new
- * connections waiting for seconds under load.)
- *
- * The connection limit is kept here: a connection over it is closed at
- * once. libmicrohttpd's own limit is set beyond reach, because 0.9.75
- * refuses a connection added from another thread only in the worker, after
- * queuing it, and on that path a burst past the limit left its workers
- * stuck on a lock: nothing was served any more and the daemon never
- * stopped. Only this thread raises nconns, so the check cannot race; the
- * count falls when a connection closes (on_connection) or the daemon
- * refuses one at once (the per-address limit). A connection the worker
- * drops for want of memory before it starts is never notified and keeps
- * its place in the count. */
-static void *acceptor_main(void *arg)
-{
-    factsd_http *h = arg;
-    struct timespec pause = {0, 5 * 1000 * 1000};
-    while (!atomic_load(&h->stopping)) {
-        struct sockaddr_storage ss;
-        socklen_t len = sizeof ss;
-        int fd = accept4(h->listen_fd, (struct sockaddr *)&ss, &len, SOCK_CLOEXEC | SOCK_NONBLOCK);
-        if (fd < 0) {
-            if (atomic_load(&h->stopping) || errno == EINVAL || errno == EBADF)
-                break;
-            if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM)
-                nanosleep(&pause, NULL); /* out of descriptors: let some close */
-            continue;
-        }
-        if (atomic_load(&h->nconns) >= (long)h->cfg.max_connections) {
-            close(fd);
-            continue;
-        }
-        atomic_fetch_add(&h->nconns, 1);
-        /* On failure (the per-address limit, memory) libmicrohttpd closes
-         * the socket. */
-        if (MHD_add_connection(h->daemon, fd, (const struct sockaddr *)&ss, len) != MHD_YES)
-            atomic_fetch_sub(&h->nconns, 1);
-    }
-    return NULL;
-}
-
-/* The sweeper thread: a connection whose request line and headers are not
- * all in by its deadline (cfg.timeout seconds after it opened or its last
- * response went out) is shut down, however steadily its bytes trickle in
- * (libmicrohttpd's timeout only measures idleness). Its worker then sees
- * the end of the stream and closes it. */
-static void *sweeper_main(void *arg)
-{
-    factsd_http *h = arg;
-    struct timespec tick = {0, SWEEP_MS * 1000 * 1000};
-    struct epoll_event ev[64];
-    long long last = now_ms();
-    while (!atomic_load(&h->stopping)) {
-        /* Between sweeps, wait for the close of a suspended client. */
-        int n = 0;
-        if (h->watch_fd >= 0)
-            n = epoll_wait(h->watch_fd, ev, (int)(sizeof ev / sizeof ev[0]), SWEEP_MS);
-        else
-            nanosleep(&tick, NULL);
-        if (n > 0) {
-            pthread_mutex_lock(&h->feed_lock);
-            feed_wake_gone_locked(h, ev, n);
-            pthread_mutex_unlock(&h->feed_lock);
-        }
-        long long now = now_ms();
-        if (now - last < SWEEP_MS)
-            continue;
-        last = now;
-        pthread_mutex_lock(&h->conns_lock);
-        for (struct conn *k = h->conns; k != NULL; k = k->next) {
-            long long d = atomic_load(&k->deadline);
-            if (d != 0 && now > d) {
-                shutdown(k->fd, SHUT_RDWR);
-                atomic_store(&k->deadline, 0);
-            }
-        }
-        pthread_mutex_unlock(&h->conns_lock);
-        /* Suspended connections never time out by themselves: end the
-         * long-polls whose wait is over, and let the streams whose
-         * heartbeat is due write it. */
-        pthread_mutex_lock(&h->feed_lock);
-        feed_wake_locked(h, false, now);
-        pthread_mutex_unlock(&h->feed_lock);
-    }
-    return NULL;
 }
 
 factsd_http *factsd_http_start(const factsd_config *cfg, facts_store *store, char *msg,
@@ -1862,15 +1193,7 @@ factsd_http *factsd_http_start_writable(const factsd_config *cfg, facts_store *s
         facts_journal_close(journal);
         return NULL;
     }
-    h->watch_fd = -1;
     if (pthread_mutex_init(&h->writer, NULL) != 0) {
-        free(h);
-        snprintf(msg, size, "cannot create a mutex");
-        facts_journal_close(journal);
-        return NULL;
-    }
-    if (pthread_mutex_init(&h->conns_lock, NULL) != 0) {
-        pthread_mutex_destroy(&h->writer);
         free(h);
         snprintf(msg, size, "cannot create a mutex");
         facts_journal_close(journal);
@@ -1878,35 +1201,11 @@ factsd_http *factsd_http_start_writable(const factsd_config *cfg, facts_store *s
     }
     h->cfg = *cfg;
     h->journal = journal;
-    if (pthread_mutex_init(&h->feed_lock, NULL) != 0) {
-        snprintf(msg, size, "cannot create a mutex");
+    h->held = factsd_held_new(cfg, facts_store_revision(store), msg, size);
+    if (h->held == NULL) {
         http_free(h);
         return NULL;
     }
-    h->feed_lock_ready = true;
-    h->history = facts_history_new(cfg->history, facts_store_revision(store));
-    if (h->history == NULL) {
-        snprintf(msg, size, "cannot keep a history of %zu changes (1 to %d, memory)",
-                 cfg->history, FACTS_HISTORY_MAX);
-        http_free(h);
-        return NULL;
-    }
-    /* Held requests never take the last tenth of the connections (at least
-     * HELD_RESERVE), so reads and writes still get in. */
-    size_t reserve = cfg->max_connections / 10;
-    if (reserve < HELD_RESERVE)
-        reserve = HELD_RESERVE;
-    h->held_cap = cfg->max_connections > reserve ? cfg->max_connections - reserve : 1;
-    /* Watching suspended clients is best effort: without it a departed
-     * client's connection is freed when its wait or heartbeat comes. */
-    struct rlimit rl;
-    size_t cap = WATCH_MAX;
-    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY &&
-        rl.rlim_cur < cap)
-        cap = (size_t)rl.rlim_cur;
-    h->watch_map = calloc(cap, sizeof *h->watch_map);
-    if (h->watch_map != NULL && (h->watch_fd = epoll_create1(EPOLL_CLOEXEC)) >= 0)
-        h->watch_cap = cap;
     atomic_init(&h->readers, 0);
     atomic_init(&h->writes_disabled, false);
     atomic_init(&h->view, NULL);
@@ -1915,11 +1214,8 @@ factsd_http *factsd_http_start_writable(const factsd_config *cfg, facts_store *s
         http_free(h);
         return NULL;
     }
-    h->listen_fd = -1;
     atomic_init(&h->log_time, 0);
-    atomic_init(&h->nconns, 0);
     atomic_init(&h->started, false);
-    atomic_init(&h->stopping, false);
     atomic_init(&h->view_generation, 0);
     factsd_view *first = factsd_view_new(store, (const char *)factsd_openapi_json,
                                          factsd_openapi_json_len, &h->cfg, msg, size);
@@ -1931,8 +1227,8 @@ factsd_http *factsd_http_start_writable(const factsd_config *cfg, facts_store *s
         http_free(h);
         return NULL;
     }
-    h->listen_fd = listen_open(h, msg, size);
-    if (h->listen_fd < 0) {
+    h->conns = factsd_conn_listen(cfg, msg, size);
+    if (h->conns == NULL) {
         http_free(h);
         return NULL;
     }
@@ -1954,7 +1250,7 @@ factsd_http *factsd_http_start_writable(const factsd_config *cfg, facts_store *s
         flags, 0, NULL, NULL, on_request, h,
         MHD_OPTION_EXTERNAL_LOGGER, on_log, h,
         MHD_OPTION_ARRAY, pool,
-        /* Beyond reach: the acceptor keeps the limit (see acceptor_main);
+        /* Beyond reach: the acceptor keeps the limit (see conn.c);
          * each worker's share of this is the whole limit. */
         MHD_OPTION_CONNECTION_LIMIT, (unsigned)cfg->max_connections * cfg->threads,
         MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)cfg->max_connections_per_ip,
@@ -1972,20 +1268,10 @@ factsd_http *factsd_http_start_writable(const factsd_config *cfg, facts_store *s
         return NULL;
     }
     atomic_store(&h->started, true);
-    int err = pthread_create(&h->acceptor, NULL, acceptor_main, h);
-    if (err != 0) {
-        snprintf(msg, size, "cannot start the acceptor thread: %s", strerror(err));
+    if (!factsd_conn_threads_start(h->conns, h->daemon, h->held, msg, size)) {
         http_free(h);
         return NULL;
     }
-    h->acceptor_running = true;
-    err = pthread_create(&h->sweeper, NULL, sweeper_main, h);
-    if (err != 0) {
-        snprintf(msg, size, "cannot start the sweeper thread: %s", strerror(err));
-        http_free(h);
-        return NULL;
-    }
-    h->sweeper_running = true;
     return h;
 }
 
@@ -2095,8 +1381,8 @@ bool factsd_http_reload(factsd_http *h, char *msg, size_t size)
         return false;
     }
     http_view_swap(h, next);
-    feed_record(h, revision,
-                factsd_feed_entry_new(revision, "reload", NULL, NULL, NULL, NULL, 0));
+    factsd_held_record(h->held, revision,
+                       factsd_feed_entry_new(revision, "reload", NULL, NULL, NULL, NULL, 0));
     pthread_mutex_unlock(&h->writer);
     snprintf(msg, size, "revision %llu", (unsigned long long)revision);
     return true;
@@ -2104,41 +1390,22 @@ bool factsd_http_reload(factsd_http *h, char *msg, size_t size)
 
 uint16_t factsd_http_port(const factsd_http *h)
 {
-    return h->port;
+    return factsd_conn_port(h->conns);
 }
 
 const char *factsd_http_url(const factsd_http *h)
 {
-    return h->url;
-}
-
-/* Whether any connection is in the middle of a request. */
-static bool http_busy(factsd_http *h)
-{
-    bool busy = false;
-    pthread_mutex_lock(&h->conns_lock);
-    for (const struct conn *k = h->conns; k != NULL && !busy; k = k->next)
-        busy = atomic_load_explicit(&k->busy, memory_order_acquire);
-    pthread_mutex_unlock(&h->conns_lock);
-    return busy;
+    return factsd_conn_url(h->conns);
 }
 
 void factsd_http_stop(factsd_http *h, unsigned grace_ms)
 {
     if (h == NULL)
         return;
-    /* Stop accepting: wake the acceptor out of accept(2) and close the
-     * listening socket, so new connections are refused. */
-    atomic_store(&h->stopping, true);
-    shutdown(h->listen_fd, SHUT_RDWR);
-    if (h->acceptor_running)
-        pthread_join(h->acceptor, NULL);
-    h->acceptor_running = false;
-    close(h->listen_fd);
-    h->listen_fd = -1;
-    feed_close(h);
+    factsd_conn_accept_stop(h->conns);
+    factsd_held_close(h->held);
     struct timespec tick = {0, 10 * 1000 * 1000};
-    for (unsigned waited = 0; http_busy(h) && waited < grace_ms; waited += 10)
+    for (unsigned waited = 0; factsd_conn_busy_any(h->conns) && waited < grace_ms; waited += 10)
         nanosleep(&tick, NULL);
     http_free(h);
 }
