@@ -240,7 +240,9 @@ let searchToken = 0;
 async function runSearch() {
   const token = ++searchToken;
   const params = searchParams();
+  const before = state.matchIds;
   if (params.size === 0) {
+    if (state.matches === null) return;  // no search before, none now
     state.matches = null;
     state.matchIds = null;
   } else {
@@ -255,7 +257,12 @@ async function runSearch() {
     }
   }
   renderSearch();
-  renderTimeline();
+  if (!sameMembers(before, state.matchIds)) renderTimeline();
+}
+
+function sameMembers(a, b) {
+  if (a === null || b === null) return a === b;
+  return a.size === b.size && [...a].every((x) => b.has(x));
 }
 
 let actorToken = 0;
@@ -264,6 +271,7 @@ async function loadActorEvents() {
   const token = ++actorToken;
   const id = state.actorId;
   if (!id || !state.records.actors.has(id)) {
+    if (id === null && state.actorEvents === null) return;  // nothing listed, nothing to list
     state.actorId = null;
     state.actorEvents = null;
   } else {
