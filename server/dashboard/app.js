@@ -51,6 +51,7 @@ const state = {
 };
 
 const $ = (id) => document.getElementById(id);
+const actorBox = $("actor-events");   // moved under the chosen actor's button
 const allEvents = () => [...state.records.events.values()];
 
 /* ---------- DOM helpers ---------- */
@@ -371,9 +372,15 @@ function eventButton(event) {
 // Keeps keyboard focus on the same record when a list is drawn again.
 function keepFocus(container, attribute, draw) {
   const focused = document.activeElement;
-  const key = container.contains(focused) ? focused.getAttribute(attribute) : null;
+  if (!container.contains(focused)) {
+    draw();
+    return;
+  }
+  const key = focused.getAttribute(attribute);
   draw();
-  if (key) container.querySelector(`[${attribute}="${CSS.escape(key)}"]`)?.focus();
+  if (document.activeElement === focused) return;
+  if (focused.isConnected) focused.focus();
+  else if (key) container.querySelector(`[${attribute}="${CSS.escape(key)}"]`)?.focus();
 }
 
 /* ---------- rendering ---------- */
@@ -449,15 +456,16 @@ function renderActors() {
       h("button", {
         type: "button",
         class: "actor",
-        "aria-pressed": String(actor.id === state.actorId),
+        "aria-expanded": String(actor.id === state.actorId),
+        "aria-controls": "actor-events",
         dataset: { actorId: actor.id },
         on: { click: () => showActor(state.actorId === actor.id ? null : actor.id) },
       },
       h("span", { class: "actor-name" }, actor.name),
       h("span", { class: "actor-kind" }, humanize(actor.kind)),
       h("span", { class: "actor-count", title: "events" }, numbers.format(counts.get(actor.slug) ?? 0))))));
+    renderActorEvents();
   });
-  renderActorEvents();
 }
 
 // Lists an actor's events (null: none).
@@ -468,11 +476,16 @@ function showActor(id) {
   loadActorEvents();
 }
 
+// The chosen actor's events, right under its button.
 function renderActorEvents() {
-  const box = $("actor-events");
   const actor = state.records.actors.get(state.actorId);
-  box.hidden = !actor;
-  if (!actor) return;
+  const button = actor && $("actor-list").querySelector(`[data-actor-id="${CSS.escape(actor.id)}"]`);
+  actorBox.hidden = !button;
+  if (!button) {
+    $("actor-list").after(actorBox);
+    return;
+  }
+  button.after(actorBox);
   $("actor-events-h").textContent = `Events with ${actor.name}`;
   const list = $("actor-events-list");
   if (state.actorEvents === null) {
@@ -727,10 +740,11 @@ function renderEstimates() {
       low: pct(e.low),
       high: pct(e.high),
       rangeClass: `cert-${e.certainty}`,
-      value: `${range(e.low, e.high)} ${e.unit}`,
+      value: [range(e.low, e.high), h("span", { class: "unit" }, ` ${e.unit}`)],
       text: [
-        h("span", { class: "est-title" }, `${capitalize(e.kind)}: ${actorName(e.sender)} → ${actorName(e.receiver)}`),
-        h("span", { class: "mark-meta" }, h("span", { class: "status" }, e.certainty), hedgeText(e.hedge),
+        h("span", { class: "est-title" }, `${actorName(e.sender)} → ${actorName(e.receiver)}`),
+        h("span", { class: "mark-meta" }, h("span", { class: "kind" }, capitalize(e.kind)),
+          h("span", { class: "status" }, e.certainty), hedgeText(e.hedge),
           h("span", { class: "est-when" }, e.period.phrase ? quote(e.period.phrase) : dateText(e.period))),
       ],
     })));
@@ -741,11 +755,11 @@ function renderEstimates() {
     low: pct(summary.low),
     high: pct(summary.high),
     rangeClass: "derived",
-    value: `${range(summary.low, summary.high)} ${summary.unit}`,
+    value: [range(summary.low, summary.high), h("span", { class: "unit" }, ` ${summary.unit}`)],
     text: [
-      h("span", { class: "est-title" }, "Cumulative total ", h("span", { class: "badge-derived" }, "derived")),
-      h("span", { class: "mark-meta" },
-        `Sum of the lows and of the highs of ${summary.count} estimates, computed by the server; not a figure the source gives.`),
+      h("span", { class: "est-title" }, "Total ", h("span", { class: "badge-derived" }, "derived")),
+      h("span", { class: "est-note" },
+        `The ${summary.count} estimates added up (lows, highs) by the server; the source gives no total.`),
     ],
   })) : null;
 
