@@ -37,6 +37,8 @@ static const char usage_text[] =
     "  --max-streams N             event streams (/v1/stream) open at once (default 10000)\n"
     "  --heartbeat SECONDS         comment sent on an idle event stream this often\n"
     "                              (default: two thirds of --timeout)\n"
+    "  --metrics-listen ADDR:PORT  serve /metrics on this address only (port 0 picks\n"
+    "                              a free port) instead of the main listener\n"
     "  --compact                   save the dataset with the journal applied to --data\n"
     "                              (atomically), start an empty journal, and exit\n"
     "  --help                      print this help and exit\n"
@@ -46,8 +48,8 @@ static const char usage_text[] =
     "FACTSD_MAX_CONNECTIONS_PER_IP, FACTSD_TIMEOUT, FACTSD_BACKLOG,\n"
     "FACTSD_ACCESS_LOG (on or off), FACTSD_JOURNAL, FACTSD_TOKEN_FILE,\n"
     "FACTSD_MAX_BODY, FACTSD_HISTORY, FACTSD_MAX_WAITERS, FACTSD_MAX_STREAMS,\n"
-    "FACTSD_HEARTBEAT. Flags win over the environment. SIGHUP re-reads --data\n"
-    "and applies the journal on top.\n";
+    "FACTSD_HEARTBEAT, FACTSD_METRICS_LISTEN. Flags win over the environment.\n"
+    "SIGHUP re-reads --data and applies the journal on top.\n";
 
 const char *factsd_config_usage(void)
 {
@@ -86,7 +88,10 @@ unsigned factsd_config_heartbeat(const factsd_config *cfg)
     return hb > 0 ? hb : 1;
 }
 
-bool factsd_config_set_listen(factsd_config *cfg, const char *value, char *msg, size_t size)
+/* Parses "ADDR:PORT" or "[IPv6]:PORT" into host (FACTSD_CONFIG_HOST_LEN
+ * bytes) and *port_out; false with a message in msg, both untouched. */
+static bool listen_parse(const char *value, char *host_out, uint16_t *port_out, char *msg,
+                         size_t size)
 {
     char host[FACTSD_CONFIG_HOST_LEN];
     const char *colon;
@@ -126,8 +131,22 @@ bool factsd_config_set_listen(factsd_config *cfg, const char *value, char *msg, 
         snprintf(msg, size, "expected a port from 0 to 65535, got '%s'", colon + 1);
         return false;
     }
-    snprintf(cfg->host, sizeof cfg->host, "%s", host);
-    cfg->port = (uint16_t)port;
+    snprintf(host_out, FACTSD_CONFIG_HOST_LEN, "%s", host);
+    *port_out = (uint16_t)port;
+    return true;
+}
+
+bool factsd_config_set_listen(factsd_config *cfg, const char *value, char *msg, size_t size)
+{
+    return listen_parse(value, cfg->host, &cfg->port, msg, size);
+}
+
+bool factsd_config_set_metrics_listen(factsd_config *cfg, const char *value, char *msg,
+                                      size_t size)
+{
+    if (!listen_parse(value, cfg->metrics_host, &cfg->metrics_port, msg, size))
+        return false;
+    cfg->metrics_listen = true;
     return true;
 }
 
@@ -272,7 +291,8 @@ enum option_id {
     OPT_HISTORY,
     OPT_MAX_WAITERS,
     OPT_MAX_STREAMS,
-    OPT_HEARTBEAT
+    OPT_HEARTBEAT,
+    OPT_METRICS_LISTEN
 };
 
 struct option_spec {
@@ -298,6 +318,7 @@ static const struct option_spec options[] = {
     {OPT_MAX_WAITERS, "--max-waiters", "FACTSD_MAX_WAITERS"},
     {OPT_MAX_STREAMS, "--max-streams", "FACTSD_MAX_STREAMS"},
     {OPT_HEARTBEAT, "--heartbeat", "FACTSD_HEARTBEAT"},
+    {OPT_METRICS_LISTEN, "--metrics-listen", "FACTSD_METRICS_LISTEN"},
 };
 
 /* Copies a file name option value into field (cap bytes). */
@@ -318,6 +339,8 @@ static bool option_apply(factsd_config *cfg, enum option_id id, const char *valu
     switch (id) {
     case OPT_LISTEN:
         return factsd_config_set_listen(cfg, value, msg, size);
+    case OPT_METRICS_LISTEN:
+        return factsd_config_set_metrics_listen(cfg, value, msg, size);
     case OPT_DATA:
         return set_path(cfg->data_path, sizeof cfg->data_path, value, msg, size);
     case OPT_JOURNAL:

@@ -48,6 +48,10 @@ typedef struct factsd_config {
     unsigned max_streams;              /* event streams open at once */
     unsigned heartbeat;                /* seconds between heartbeats on an idle
                                           stream; 0: two thirds of timeout */
+    bool metrics_listen;               /* /metrics on its own listener (below)
+                                          instead of the main one */
+    char metrics_host[FACTSD_CONFIG_HOST_LEN]; /* its numeric address */
+    uint16_t metrics_port;             /* its port; 0 picks a free one */
 } factsd_config;
 
 /* The outcome of factsd_config_parse. */
@@ -63,7 +67,7 @@ typedef enum factsd_config_result {
  * a 15-second timeout, a backlog of 512, no access log, no journal, no token
  * file, 64 KiB request content for writes, 10000 changes of history,
  * 10000 waiting long-polls, 10000 event streams, heartbeats every two
- * thirds of the timeout. Never fails. */
+ * thirds of the timeout, /metrics on the main listener. Never fails. */
 void factsd_config_init(factsd_config *cfg);
 
 /* The seconds between heartbeats on an idle event stream: cfg->heartbeat,
@@ -88,6 +92,12 @@ bool factsd_config_set_cors(factsd_config *cfg, const char *list, char *msg, siz
 /* Parses "ADDR:PORT" (IPv4, or "[IPv6]:PORT") into cfg. Returns true, or
  * false with a message in msg; cfg is unchanged then. */
 bool factsd_config_set_listen(factsd_config *cfg, const char *value, char *msg, size_t size);
+
+/* Parses "ADDR:PORT" (as factsd_config_set_listen) into cfg's metrics
+ * listener and turns it on. Returns true, or false with a message in msg;
+ * cfg is unchanged then. */
+bool factsd_config_set_metrics_listen(factsd_config *cfg, const char *value, char *msg,
+                                      size_t size);
 
 /* The usage text (static), printed by --help and after a bad flag. */
 const char *factsd_config_usage(void);

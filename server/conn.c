@@ -116,6 +116,12 @@ uint16_t factsd_conn_port(const factsd_conns *cs)
     return cs->port;
 }
 
+size_t factsd_conn_count(const factsd_conns *cs)
+{
+    long n = atomic_load(&((factsd_conns *)cs)->nconns);
+    return n > 0 ? (size_t)n : 0;
+}
+
 const char *factsd_conn_url(const factsd_conns *cs)
 {
     return cs->url;

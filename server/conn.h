@@ -50,6 +50,10 @@ factsd_conns *factsd_conn_listen(const factsd_config *cfg, char *msg, size_t siz
 /* The port listened on (the one picked when cfg's port was 0). */
 uint16_t factsd_conn_port(const factsd_conns *cs);
 
+/* The connections open at this moment (handed to libmicrohttpd and not
+ * yet closed). Never fails. */
+size_t factsd_conn_count(const factsd_conns *cs);
+
 /* The base URL, e.g. "http://127.0.0.1:8080" or "http://[::1]:8080";
  * valid until factsd_conn_free. */
 const char *factsd_conn_url(const factsd_conns *cs);

@@ -33,6 +33,7 @@ struct factsd_held {
     factsd_held_slot *waiters;     /* suspended long-polls and streams */
     size_t nwaiters;               /* long-polls among them */
     size_t nstreams;               /* event streams open */
+    size_t nhistory;               /* entries the history holds */
     size_t held_cap;               /* long-polls and streams together: the
                                       connections not kept for other requests */
     bool closed;                   /* stopping: no more waiting */
@@ -188,8 +189,11 @@ void factsd_held_record(factsd_held *hd, uint64_t revision, json_t *entry)
     facts_status st = FACTS_ENOMEM;
     if (entry != NULL && facts_history_latest(hd->history) < revision)
         st = facts_history_append(hd->history, revision, json_incref(entry), &err);
+    if (st == FACTS_OK && hd->nhistory < hd->cfg.history)
+        hd->nhistory++; /* beyond its capacity the history drops the oldest */
     if (st != FACTS_OK) {
         facts_history_reset(hd->history, revision);
+        hd->nhistory = 0;
         fprintf(stderr,
                 "factsd: the change feed could not record revision %llu; clients behind it "
                 "will reload\n",
@@ -244,9 +248,20 @@ void factsd_held_forget(factsd_held *hd, factsd_held_slot *s)
     pthread_mutex_unlock(&hd->lock);
 }
 
+void factsd_held_counts(factsd_held *hd, size_t *long_polls, size_t *streams,
+                        size_t *history)
+{
+    pthread_mutex_lock(&hd->lock);
+    *long_polls = hd->nwaiters;
+    *streams = hd->nstreams;
+    *history = hd->nhistory;
+    pthread_mutex_unlock(&hd->lock);
+}
+
 void factsd_held_slot_reset(factsd_held_slot *s)
 {
     s->is_stream = false;
+    s->sent = 0;
     atomic_store(&s->peer_gone, false);
 }
 
@@ -306,6 +321,7 @@ static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max)
     size_t n = 0;
     factsd_stream_state st = factsd_stream_produce(&sc->s, hd->history, buf, max, &n);
     if (n > 0) {
+        slot->sent += n;
         sc->heartbeat_at = now + (long long)factsd_config_heartbeat(&hd->cfg) * 1000;
         sc->s.heartbeat_due = false;
         pthread_mutex_unlock(&hd->lock);

@@ -42,6 +42,7 @@ typedef struct factsd_held_slot {
     int fd;                       /* the connection's socket */
     atomic_bool peer_gone;        /* the client closed while the request was held */
     bool is_stream;               /* the request is an open event stream */
+    uint64_t sent;                /* content bytes the stream has written */
     bool waiting;                 /* on the waiting list, suspended */
     long long deadline;           /* ms (CLOCK_MONOTONIC) its wait or heartbeat ends */
     struct MHD_Connection *mhd;   /* while suspended */
@@ -91,9 +92,15 @@ void factsd_held_wake_due(factsd_held *hd, long long now);
  * closes (which is not expected while suspended). Never fails. */
 void factsd_held_forget(factsd_held *hd, factsd_held_slot *s);
 
-/* Readies s for the connection's next request: not a stream, peer not
- * gone. Never fails. */
+/* Readies s for the connection's next request: not a stream, nothing
+ * sent, peer not gone. Never fails. */
 void factsd_held_slot_reset(factsd_held_slot *s);
+
+/* The long-polls held waiting, the event streams open and the change
+ * entries the history keeps, at this moment (for the metrics). Takes the
+ * lock briefly. Never fails. */
+void factsd_held_counts(factsd_held *hd, size_t *long_polls, size_t *streams,
+                        size_t *history);
 
 /* What factsd_held_changes did. */
 typedef enum factsd_held_result {

@@ -3,7 +3,9 @@
  * request cycle (see http.h). Below it: conn.c accepts connections, keeps
  * their limits and deadlines; request_check.c holds the framing rules;
  * held.c holds long-polls and streams open on the change history;
- * access_log.c writes the log line.
+ * access_log.c writes the log line; metrics.c counts each request at its
+ * completion (metrics_listen.c serves /metrics on its own listener when
+ * asked to).
  *
  * Request cycle: the URI log callback copies the raw target into the
  * connection's context (libmicrohttpd decodes the URL it hands the access
@@ -25,6 +27,8 @@
 #include "conn.h"
 #include "feed.h"
 #include "held.h"
+#include "metrics.h"
+#include "metrics_listen.h"
 #include "openapi.h"
 #include "negotiate.h"
 #include "problem.h"
@@ -76,6 +80,14 @@ enum method {
     METHOD_OTHER
 };
 
+/* The metrics' name of each method. */
+static const factsd_metrics_method metrics_methods[] = {
+    [METHOD_GET] = FACTSD_METRICS_GET,         [METHOD_HEAD] = FACTSD_METRICS_HEAD,
+    [METHOD_OPTIONS] = FACTSD_METRICS_OPTIONS, [METHOD_POST] = FACTSD_METRICS_POST,
+    [METHOD_PUT] = FACTSD_METRICS_PUT,         [METHOD_PATCH] = FACTSD_METRICS_PATCH,
+    [METHOD_DELETE] = FACTSD_METRICS_DELETE,   [METHOD_OTHER] = FACTSD_METRICS_OTHER,
+};
+
 static bool method_writes(enum method m)
 {
     return m == METHOD_POST || m == METHOD_PUT || m == METHOD_PATCH || m == METHOD_DELETE;
@@ -105,6 +117,8 @@ struct factsd_http {
                                       sweeper threads, the open connections */
     factsd_held *held;             /* the history, and the long-polls and
                                       streams held open on it */
+    factsd_metrics_listener *metrics; /* --metrics-listen's, or NULL */
+    atomic_bool stopping;          /* factsd_http_stop has begun: not ready */
 };
 
 /* Per-connection state, reused by each request on the connection. */
@@ -135,7 +149,9 @@ struct conn {
     const char *refuse_detail;  /* static */
     factsd_repr *own;           /* a representation made for this request */
     size_t discarded;           /* request content bytes read and dropped */
-    struct timespec t0;
+    unsigned status;            /* the status queued, 0 until then */
+    uint64_t sent;              /* content bytes of the response queued */
+    struct timespec t0;         /* the first handler call */
     factsd_conn link;           /* in the registry: socket, header deadline,
                                    busy (factsd_http_stop waits) */
     factsd_held_slot held;      /* among the held requests (held.h) */
@@ -189,9 +205,19 @@ static const factsd_route *conn_route(struct conn *k)
 {
     if (!k->routed) {
         factsd_route_parse(k->target != NULL ? k->target : "", k->target_len, &k->route);
+        /* With --metrics-listen, /metrics lives on that listener only. */
+        if (k->route.id == FACTSD_ROUTE_METRICS && k->http->cfg.metrics_listen)
+            k->route.id = FACTSD_ROUTE_NONE;
         k->routed = true;
     }
     return &k->route;
+}
+
+/* The nanoseconds from a to b (CLOCK_MONOTONIC), 0 if b is not after a. */
+static uint64_t elapsed_ns(const struct timespec *a, const struct timespec *b)
+{
+    long long ns = (long long)(b->tv_sec - a->tv_sec) * 1000000000LL + (b->tv_nsec - a->tv_nsec);
+    return ns > 0 ? (uint64_t)ns : 0;
 }
 
 /* Ends the current request's state (after completion or at close). */
@@ -204,6 +230,8 @@ static void conn_request_end(struct conn *k)
     k->answered = false;
     k->too_large = false;
     k->discarded = 0;
+    k->status = 0;
+    k->sent = 0;
     k->writing = false;
     k->refused = false;
     k->waited = false;
@@ -242,6 +270,9 @@ static enum MHD_Result conn_queue(struct conn *k, struct MHD_Connection *c, cons
     if (rc != MHD_YES)
         return rc;
     k->answered = true;
+    k->status = status;
+    if (resp == k->http->fallback)
+        k->sent = k->method == METHOD_HEAD ? 0 : sizeof fallback_body - 1;
     if (k->http->cfg.access_log) {
         const union MHD_ConnectionInfo *ci =
             MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
@@ -261,6 +292,14 @@ static enum MHD_Result conn_send(struct conn *k, struct MHD_Connection *c, const
         r != NULL ? factsd_repr_response(r, &k->http->cfg, opts, &owned) : NULL;
     if (resp == NULL)
         return conn_queue(k, c, method, 500, k->http->fallback);
+    size_t len = 0;
+    if (k->method == METHOD_HEAD || opts->not_modified)
+        len = 0;
+    else if (opts->gzip && factsd_repr_has_gzip(r))
+        (void)factsd_repr_gzip_body(r, &len);
+    else
+        (void)factsd_repr_body(r, &len);
+    k->sent = len;
     enum MHD_Result rc = conn_queue(k, c, method, status, resp);
     if (owned)
         MHD_destroy_response(resp);
@@ -615,6 +654,7 @@ static enum MHD_Result conn_compact(struct conn *k, struct MHD_Connection *c, co
     }
     uint64_t rev = facts_store_revision(store);
     pthread_mutex_unlock(&h->writer);
+    factsd_metrics_compaction();
     char *body = malloc(64);
     if (body != NULL)
         snprintf(body, 64, "{\"revision\":%llu}", (unsigned long long)rev);
@@ -862,8 +902,12 @@ static enum MHD_Result conn_write_run(struct conn *k, struct MHD_Connection *c,
     }
     if (h->journal != NULL) {
         facts_error err;
+        struct timespec j0, j1;
+        clock_gettime(CLOCK_MONOTONIC, &j0);
         facts_status st = facts_journal_append(h->journal, facts_store_revision(ch.next),
                                                ch.payload, ch.payload_len, &err);
+        clock_gettime(CLOCK_MONOTONIC, &j1);
+        factsd_metrics_journal_append(st == FACTS_OK, elapsed_ns(&j0, &j1));
         if (st != FACTS_OK) {
             factsd_view_unref(next);
             factsd_change_clear(&ch);
@@ -912,6 +956,83 @@ static enum MHD_Result conn_write_run(struct conn *k, struct MHD_Connection *c,
     return conn_send(k, c, method, op == FACTSD_WRITE_CREATE ? 201 : 200, item, &opts);
 }
 
+/* ------------------------------------------------- metrics, readiness */
+
+/* The gauges of a scrape (a factsd_metrics_gauges_fn; cls is the service). */
+static void http_gauges(void *cls, factsd_metrics_gauges *g)
+{
+    factsd_http *h = cls;
+    atomic_fetch_add(&h->readers, 1);
+    factsd_view *v = factsd_view_ref(atomic_load(&h->view));
+    atomic_fetch_sub(&h->readers, 1);
+    g->revision = facts_store_revision(factsd_view_store(v));
+    factsd_view_unref(v);
+    g->connections = factsd_conn_count(h->conns);
+    size_t polls = 0, streams = 0, history = 0;
+    factsd_held_counts(h->held, &polls, &streams, &history);
+    g->long_polls = polls;
+    g->streams = streams;
+    g->history = history;
+}
+
+/* GET or HEAD /metrics on the main listener: the scrape in the format
+ * Accept prefers. */
+static void conn_metrics_get(struct conn *k, struct MHD_Connection *c, factsd_answer *out)
+{
+    factsd_metrics_gauges g;
+    http_gauges(k->http, &g);
+    out->own = factsd_metrics_repr_new(&g, MHD_lookup_connection_value(c, MHD_HEADER_KIND,
+                                                                        "Accept"));
+    out->repr = out->own;
+    out->status = out->own != NULL ? 200 : 500;
+}
+
+/* GET or HEAD /readyz: 200 {"status":"ready","revision":N} while the
+ * server answers with current data; 503 while it stops, or while it is a
+ * replica that has not loaded a snapshot or caught up (metrics.h), with the
+ * replica's lag_seconds and revision. */
+static void conn_ready_get(struct conn *k, factsd_answer *out)
+{
+    uint64_t revision = facts_store_revision(factsd_view_store(k->view));
+    factsd_metrics_replica rep;
+    factsd_metrics_replica_get(&rep);
+    const char *detail = NULL;
+    if (atomic_load(&k->http->stopping))
+        detail = "the server is stopping";
+    else if (rep.enabled && !rep.ready)
+        detail = rep.revision == 0 ? "the replica has not loaded a snapshot yet"
+                                   : "the replica has not caught up with its primary";
+    out->repr = out->own = NULL;
+    out->status = 500;
+    if (detail == NULL) {
+        char *body = malloc(64);
+        if (body != NULL)
+            snprintf(body, 64, "{\"status\":\"ready\",\"revision\":%llu}",
+                     (unsigned long long)revision);
+        out->own = body != NULL ? factsd_repr_new(body, strlen(body), FACTSD_MEDIA_JSON, NULL)
+                                : NULL;
+        factsd_repr_set_revision(out->own, revision);
+        out->status = 200;
+    } else {
+        json_t *extra = json_object();
+        bool ok = extra != NULL;
+        if (ok && rep.enabled)
+            ok = json_object_set_new(extra, "lag_seconds",
+                                     json_real((double)rep.lag_ms / 1000.0)) == 0;
+        if (ok && rep.enabled && rep.revision > 0)
+            ok = json_object_set_new(extra, "revision",
+                                     json_integer((json_int_t)rep.revision)) == 0;
+        if (ok)
+            out->own = factsd_problem_new_ext(FACTSD_PROBLEM_UNAVAILABLE, detail, extra);
+        else
+            json_decref(extra);
+        out->status = 503;
+    }
+    out->repr = out->own;
+    if (out->own == NULL)
+        out->status = 500;
+}
+
 static enum MHD_Result conn_answer(struct conn *k, struct MHD_Connection *c, const char *method)
 {
     if (k->method == METHOD_GET || k->method == METHOD_HEAD) {
@@ -940,8 +1061,14 @@ static enum MHD_Result conn_answer(struct conn *k, struct MHD_Connection *c, con
         return conn_problem(k, c, method, FACTSD_PROBLEM_METHOD_NOT_ALLOWED,
                             "this resource does not answer this method", false);
     factsd_answer ans;
-    factsd_routes_get(k->view, conn_route(k), k->target, k->target_len,
-                      MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Accept"), &ans);
+    factsd_route_id id = conn_route(k)->id;
+    if (id == FACTSD_ROUTE_METRICS)
+        conn_metrics_get(k, c, &ans);
+    else if (id == FACTSD_ROUTE_READY)
+        conn_ready_get(k, &ans);
+    else
+        factsd_routes_get(k->view, conn_route(k), k->target, k->target_len,
+                          MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Accept"), &ans);
     k->own = ans.own;
     factsd_reply_opts opts = {
         .origin = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Origin"),
@@ -977,8 +1104,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     if (!k->started) {
         k->started = true;
         factsd_conn_deadline_clear(&k->link); /* the headers are in */
-        if (h->cfg.access_log)
-            clock_gettime(CLOCK_MONOTONIC, &k->t0);
+        clock_gettime(CLOCK_MONOTONIC, &k->t0);
         k->method = method_parse(method);
         conn_view_refresh(h, k);
         enum MHD_Result rc;
@@ -1062,14 +1188,36 @@ static void *on_uri(void *cls, const char *uri, struct MHD_Connection *c)
     return k;
 }
 
+/* Counts the request that completes (one answered: a status was queued).
+ * Long-polls that waited and event streams are counted but not timed; a
+ * stream's bytes are those it wrote, another response's its content when
+ * it was sent whole. */
+static void conn_metrics_record(struct conn *k, enum MHD_RequestTerminationCode toe)
+{
+    if (k->status == 0)
+        return;
+    bool held = k->waited || k->held.is_stream;
+    uint64_t bytes = k->held.is_stream                         ? k->held.sent
+                     : toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? k->sent
+                                                                 : 0;
+    uint64_t ns = 0;
+    if (!held) {
+        struct timespec t1;
+        clock_gettime(CLOCK_MONOTONIC, &t1);
+        ns = elapsed_ns(&k->t0, &t1);
+    }
+    factsd_metrics_request(k->routed ? k->route.id : FACTSD_ROUTE_NONE,
+                           metrics_methods[k->method], k->status, bytes, !held, ns);
+}
+
 static void on_completed(void *cls, struct MHD_Connection *c, void **req_cls,
                          enum MHD_RequestTerminationCode toe)
 {
     (void)cls;
     (void)c;
-    (void)toe;
     struct conn *k = *req_cls;
     if (k != NULL) {
+        conn_metrics_record(k, toe);
         conn_request_end(k);
         factsd_conn_deadline_start(k->http->conns, &k->link);
     }
@@ -1134,6 +1282,7 @@ static void on_log(void *cls, const char *fmt, va_list ap)
 /* Stops what runs (acceptor, sweeper, daemon) and frees everything. */
 static void http_free(factsd_http *h)
 {
+    factsd_metrics_listener_stop(h->metrics);
     factsd_conn_threads_stop(h->conns);
     factsd_held_close(h->held);
     if (h->daemon != NULL)
@@ -1178,6 +1327,7 @@ factsd_http *factsd_http_start_writable(const factsd_config *cfg, facts_store *s
                                         size_t size)
 {
     json_object_seed(0);
+    factsd_metrics_start();
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = SIG_IGN;
@@ -1208,6 +1358,7 @@ factsd_http *factsd_http_start_writable(const factsd_config *cfg, facts_store *s
     }
     atomic_init(&h->readers, 0);
     atomic_init(&h->writes_disabled, false);
+    atomic_init(&h->stopping, false);
     atomic_init(&h->view, NULL);
     if (token != NULL && (h->token = strdup(token)) == NULL) {
         snprintf(msg, size, "out of memory");
@@ -1269,6 +1420,11 @@ factsd_http *factsd_http_start_writable(const factsd_config *cfg, facts_store *s
     }
     atomic_store(&h->started, true);
     if (!factsd_conn_threads_start(h->conns, h->daemon, h->held, msg, size)) {
+        http_free(h);
+        return NULL;
+    }
+    if (cfg->metrics_listen &&
+        (h->metrics = factsd_metrics_listen(&h->cfg, http_gauges, h, msg, size)) == NULL) {
         http_free(h);
         return NULL;
     }
@@ -1398,10 +1554,16 @@ const char *factsd_http_url(const factsd_http *h)
     return factsd_conn_url(h->conns);
 }
 
+const char *factsd_http_metrics_url(const factsd_http *h)
+{
+    return h->metrics != NULL ? factsd_metrics_listener_url(h->metrics) : NULL;
+}
+
 void factsd_http_stop(factsd_http *h, unsigned grace_ms)
 {
     if (h == NULL)
         return;
+    atomic_store(&h->stopping, true);
     factsd_conn_accept_stop(h->conns);
     factsd_held_close(h->held);
     struct timespec tick = {0, 10 * 1000 * 1000};

@@ -19,7 +19,8 @@
 typedef struct factsd_http factsd_http;
 
 /* Renders every representation of store once, then starts listening on
- * cfg's address with cfg's limits (the configuration is copied; the service
+ * cfg's address (and, with cfg->metrics_listen, on its metrics address for
+ * /metrics alone) with cfg's limits (the configuration is copied; the service
  * takes its own reference on store). Before any worker thread starts it seeds
  * Jansson's hash function (json_object_seed(0)) and sets SIGPIPE to be
  * ignored for the whole process. Returns the service, or NULL with a
@@ -57,6 +58,11 @@ uint16_t factsd_http_port(const factsd_http *h);
 /* The service's base URL, e.g. "http://127.0.0.1:8080". Valid until
  * factsd_http_stop. */
 const char *factsd_http_url(const factsd_http *h);
+
+/* The base URL of the metrics listener (cfg's metrics_listen), e.g.
+ * "http://127.0.0.1:9100", or NULL when /metrics is served on the main
+ * listener. Valid until factsd_http_stop. */
+const char *factsd_http_metrics_url(const factsd_http *h);
 
 /* Publishes store (the service takes its own reference) in place of the
  * current snapshot: renders all its representations first, then swaps them

@@ -198,6 +198,8 @@ int main(int argc, char **argv)
         return 1;
     }
     printf("factsd listening on %s\n", factsd_http_url(http));
+    if (factsd_http_metrics_url(http) != NULL)
+        printf("factsd metrics on %s/metrics\n", factsd_http_metrics_url(http));
     fflush(stdout);
 
     for (;;) {

@@ -57,6 +57,10 @@ const char *factsd_media_type(factsd_media media)
         return "text/javascript; charset=utf-8";
     case FACTSD_MEDIA_STYLE:
         return "text/css; charset=utf-8";
+    case FACTSD_MEDIA_PROMETHEUS:
+        return "text/plain; version=0.0.4; charset=utf-8";
+    case FACTSD_MEDIA_OPENMETRICS:
+        return "application/openmetrics-text; version=1.0.0; charset=utf-8";
     }
     return "application/octet-stream";
 }

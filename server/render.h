@@ -25,7 +25,9 @@ typedef enum factsd_media {
     FACTSD_MEDIA_NDJSON,   /* application/x-ndjson, one record a line */
     FACTSD_MEDIA_HTML,     /* text/html, sent with a Content-Security-Policy */
     FACTSD_MEDIA_SCRIPT,   /* text/javascript */
-    FACTSD_MEDIA_STYLE     /* text/css */
+    FACTSD_MEDIA_STYLE,    /* text/css */
+    FACTSD_MEDIA_PROMETHEUS, /* text/plain; version=0.0.4: a metrics scrape */
+    FACTSD_MEDIA_OPENMETRICS /* application/openmetrics-text; version=1.0.0 */
 } factsd_media;
 
 /* The Content-Type header value of media. Static. Never fails. */

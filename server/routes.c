@@ -374,6 +374,10 @@ void factsd_route_parse(const char *target, size_t len, factsd_route *r)
     if (nseg == 1) {
         if (strcmp(seg[0], "healthz") == 0)
             r->id = FACTSD_ROUTE_HEALTH;
+        else if (strcmp(seg[0], "readyz") == 0)
+            r->id = FACTSD_ROUTE_READY;
+        else if (strcmp(seg[0], "metrics") == 0)
+            r->id = FACTSD_ROUTE_METRICS;
         else if (strcmp(seg[0], "openapi.json") == 0)
             r->id = FACTSD_ROUTE_OPENAPI;
         else if (strcmp(seg[0], "v1") == 0)
@@ -729,6 +733,8 @@ static char *cache_key(const factsd_route *r, const facts_record *rec, const str
     case FACTSD_ROUTE_CHANGES:
     case FACTSD_ROUTE_STREAM:
     case FACTSD_ROUTE_ASSET:
+    case FACTSD_ROUTE_METRICS:
+    case FACTSD_ROUTE_READY:
         break;
     }
     factsd_buf_puts(&b, "?");
@@ -761,9 +767,10 @@ void factsd_routes_get(const factsd_view *v, const factsd_route *r, const char *
     const char *qmark = memchr(target, '?', len);
     size_t plen = qmark != NULL ? (size_t)(qmark - target) : len;
     if (r->id == FACTSD_ROUTE_NONE || r->id == FACTSD_ROUTE_CHANGES ||
-        r->id == FACTSD_ROUTE_STREAM) {
-        /* The change feed is answered by the HTTP layer, which holds the
-         * history; it never reaches here. */
+        r->id == FACTSD_ROUTE_STREAM || r->id == FACTSD_ROUTE_METRICS ||
+        r->id == FACTSD_ROUTE_READY) {
+        /* The change feed, the metrics and readiness are answered by the
+         * HTTP layer, which holds their state; they never reach here. */
         answer_problem(out, FACTSD_PROBLEM_NOT_FOUND, "no resource lives at this path", NULL,
                        0);
         return;
@@ -867,6 +874,8 @@ void factsd_routes_get(const factsd_view *v, const factsd_route *r, const char *
     case FACTSD_ROUTE_COMPACT:
     case FACTSD_ROUTE_CHANGES:
     case FACTSD_ROUTE_STREAM:
+    case FACTSD_ROUTE_METRICS:
+    case FACTSD_ROUTE_READY:
         break;
     }
     factsd_repr_set_revision(out->own, facts_store_revision(store));

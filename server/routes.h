@@ -28,7 +28,9 @@ typedef enum factsd_route_id {
     FACTSD_ROUTE_COMPACT,    /* /v1/admin/compact */
     FACTSD_ROUTE_CHANGES,    /* /v1/changes */
     FACTSD_ROUTE_STREAM,     /* /v1/stream */
-    FACTSD_ROUTE_ASSET       /* /, /dashboard, /dashboard/app.{js,css} */
+    FACTSD_ROUTE_ASSET,      /* /, /dashboard, /dashboard/app.{js,css} */
+    FACTSD_ROUTE_METRICS,    /* /metrics */
+    FACTSD_ROUTE_READY       /* /readyz */
 } factsd_route_id;
 
 enum {

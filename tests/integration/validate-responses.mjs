@@ -7,7 +7,8 @@
 // template and method (a target that matches no path, or a method the path
 // does not describe, is held to the shared error responses), then:
 //   - the status must be described,
-//   - a body must come with a described media type and match its schema,
+//   - a body must come with a described media type and match its schema
+//     (metrics text is only checked for its line ends and # EOF),
 //   - every header the response marks required must be present, and every
 //     described header that is present must match its schema.
 // Before it trusts itself, the script checks that it rejects deliberately
@@ -112,6 +113,13 @@ function check(rec) {
       // RFC 4180 as the server writes it: a header row, CRLF after every row.
       if (!rec.body.endsWith('\r\n')) errors.push('CSV body does not end with CRLF');
       if (!/^[a-z_.]+(,[a-z_.]+)*\r\n/.test(rec.body)) errors.push('CSV body does not start with a header row');
+    } else if (ct === 'text/plain' || ct === 'application/openmetrics-text') {
+      // Metrics, opaque here (promtool checks them): UTF-8 lines ending in
+      // LF; OpenMetrics ends with "# EOF".
+      if (!rec.body.endsWith('\n')) errors.push('metrics text does not end with a newline');
+      if (ct === 'application/openmetrics-text' && !rec.body.endsWith('# EOF\n')) {
+        errors.push('OpenMetrics text does not end with "# EOF"');
+      }
     } else if (ct.endsWith('json')) {
       let body;
       try { body = JSON.parse(rec.body); } catch (e) { errors.push(`body is not JSON: ${e.message}`); }
