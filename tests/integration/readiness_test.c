@@ -142,8 +142,8 @@ static void check_not_ready(const struct resp *r, double lag, long long revision
     CHECK(ct != NULL && strcmp(ct, "application/problem+json") == 0, "a problem document");
     json_t *v = json_loadb(r->body, r->len, 0, NULL);
     CHECK(v != NULL, "the problem is JSON");
-    CHECK(strcmp(json_string_value(json_object_get(v, "type")) ? json_string_value(json_object_get(v, "type")) : "",
-                 "urn:factsd:problem:unavailable") == 0,
+    const char *type = json_string_value(json_object_get(v, "type"));
+    CHECK(type != NULL && strcmp(type, "urn:factsd:problem:unavailable") == 0,
           "type unavailable");
     json_t *l = json_object_get(v, "lag_seconds");
     if (lag < 0)
@@ -164,9 +164,9 @@ static void check_ready(const struct resp *r, long long revision)
 {
     CHECK(r->status == 200, "ready: 200");
     json_t *v = json_loadb(r->body, r->len, 0, NULL);
-    CHECK(json_is_object(v) && json_object_size(v) == 2 &&
-              strcmp(json_string_value(json_object_get(v, "status")) ? json_string_value(json_object_get(v, "status")) : "",
-                     "ready") == 0 &&
+    const char *status = json_string_value(json_object_get(v, "status"));
+    CHECK(json_is_object(v) && json_object_size(v) == 2 && status != NULL &&
+              strcmp(status, "ready") == 0 &&
               json_integer_value(json_object_get(v, "revision")) == revision,
           "{\"status\":\"ready\",\"revision\":N}");
     json_decref(v);
