@@ -39,6 +39,12 @@ static const char usage_text[] =
     "                              (default: two thirds of --timeout)\n"
     "  --metrics-listen ADDR:PORT  serve /metrics on this address only (port 0 picks\n"
     "                              a free port) instead of the main listener\n"
+    "  --follow URL                run as a read-only replica of the primary at URL\n"
+    "                              (e.g. http://10.0.0.1:8080): load its snapshot,\n"
+    "                              then apply its changes; no --data, --journal,\n"
+    "                              token or --compact\n"
+    "  --max-lag SECONDS           a replica further behind than this is not ready\n"
+    "                              (/readyz answers 503; default 10)\n"
     "  --compact                   save the dataset with the journal applied to --data\n"
     "                              (atomically), start an empty journal, and exit\n"
     "  --help                      print this help and exit\n"
@@ -48,7 +54,8 @@ static const char usage_text[] =
     "FACTSD_MAX_CONNECTIONS_PER_IP, FACTSD_TIMEOUT, FACTSD_BACKLOG,\n"
     "FACTSD_ACCESS_LOG (on or off), FACTSD_JOURNAL, FACTSD_TOKEN_FILE,\n"
     "FACTSD_MAX_BODY, FACTSD_HISTORY, FACTSD_MAX_WAITERS, FACTSD_MAX_STREAMS,\n"
-    "FACTSD_HEARTBEAT, FACTSD_METRICS_LISTEN. Flags win over the environment.\n"
+    "FACTSD_HEARTBEAT, FACTSD_METRICS_LISTEN, FACTSD_FOLLOW, FACTSD_MAX_LAG.\n"
+    "Flags win over the environment.\n"
     "SIGHUP re-reads --data and applies the journal on top.\n";
 
 const char *factsd_config_usage(void)
@@ -78,6 +85,7 @@ void factsd_config_init(factsd_config *cfg)
     cfg->max_waiters = FACTSD_CONFIG_WAITERS_DEFAULT;
     cfg->max_streams = FACTSD_CONFIG_WAITERS_DEFAULT;
     cfg->heartbeat = 0;
+    cfg->max_lag = FACTSD_CONFIG_LAG_DEFAULT;
 }
 
 unsigned factsd_config_heartbeat(const factsd_config *cfg)
@@ -147,6 +155,37 @@ bool factsd_config_set_metrics_listen(factsd_config *cfg, const char *value, cha
     if (!listen_parse(value, cfg->metrics_host, &cfg->metrics_port, msg, size))
         return false;
     cfg->metrics_listen = true;
+    return true;
+}
+
+bool factsd_config_set_follow(factsd_config *cfg, const char *value, char *msg, size_t size)
+{
+    size_t len = strlen(value);
+    size_t scheme = strncmp(value, "http://", 7) == 0    ? 7
+                    : strncmp(value, "https://", 8) == 0 ? 8
+                                                         : 0;
+    while (len > scheme && value[len - 1] == '/')
+        len--;
+    if (scheme == 0 || len == scheme || len >= FACTSD_CONFIG_URL_LEN) {
+        snprintf(msg, size, "expected http://HOST[:PORT][/PATH] (at most %d bytes), got '%.200s'",
+                 FACTSD_CONFIG_URL_LEN - 1, value);
+        return false;
+    }
+    for (size_t i = scheme; i < len; i++) {
+        unsigned char c = (unsigned char)value[i];
+        if (c <= 0x20 || c >= 0x7f || c == '?' || c == '#' || c == '@' || c == '\\' ||
+            c == '"') {
+            snprintf(msg, size, "the URL '%.200s' has a byte a base URL cannot have "
+                                "(space, control, ?, #, @, \\ or \")", value);
+            return false;
+        }
+    }
+    if (value[scheme] == '/' || value[scheme] == ':') {
+        snprintf(msg, size, "the URL '%.200s' names no host", value);
+        return false;
+    }
+    memcpy(cfg->follow_url, value, len);
+    cfg->follow_url[len] = '\0';
     return true;
 }
 
@@ -292,7 +331,9 @@ enum option_id {
     OPT_MAX_WAITERS,
     OPT_MAX_STREAMS,
     OPT_HEARTBEAT,
-    OPT_METRICS_LISTEN
+    OPT_METRICS_LISTEN,
+    OPT_FOLLOW,
+    OPT_MAX_LAG
 };
 
 struct option_spec {
@@ -319,6 +360,8 @@ static const struct option_spec options[] = {
     {OPT_MAX_STREAMS, "--max-streams", "FACTSD_MAX_STREAMS"},
     {OPT_HEARTBEAT, "--heartbeat", "FACTSD_HEARTBEAT"},
     {OPT_METRICS_LISTEN, "--metrics-listen", "FACTSD_METRICS_LISTEN"},
+    {OPT_FOLLOW, "--follow", "FACTSD_FOLLOW"},
+    {OPT_MAX_LAG, "--max-lag", "FACTSD_MAX_LAG"},
 };
 
 /* Copies a file name option value into field (cap bytes). */
@@ -383,6 +426,10 @@ static bool option_apply(factsd_config *cfg, enum option_id id, const char *valu
         return set_unsigned(&cfg->backlog, value, 1, 65535, msg, size);
     case OPT_ACCESS_LOG:
         return set_bool(&cfg->access_log, value, msg, size);
+    case OPT_FOLLOW:
+        return factsd_config_set_follow(cfg, value, msg, size);
+    case OPT_MAX_LAG:
+        return set_unsigned(&cfg->max_lag, value, 1, 86400, msg, size);
     }
     snprintf(msg, size, "unknown option");
     return false;
@@ -448,6 +495,20 @@ factsd_config_result factsd_config_parse(factsd_config *cfg, int argc, char **ar
             continue;
         if (!option_apply(cfg, options[i].id, v, why, sizeof why)) {
             snprintf(msg, size, "factsd: %s: %s", options[i].env, why);
+            return FACTSD_CONFIG_ERROR;
+        }
+    }
+    if (cfg->follow_url[0] != '\0') {
+        const char *clash = cfg->data_path[0] != '\0'      ? "--data"
+                            : cfg->journal_path[0] != '\0' ? "--journal"
+                            : cfg->token_path[0] != '\0'   ? "--token-file"
+                            : cfg->compact                 ? "--compact"
+                                                           : NULL;
+        if (clash != NULL) {
+            snprintf(msg, size,
+                     "factsd: --follow cannot go with %s: a replica serves its primary's "
+                     "data and takes no writes",
+                     clash);
             return FACTSD_CONFIG_ERROR;
         }
     }

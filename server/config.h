@@ -21,7 +21,9 @@ enum {
     FACTSD_CONFIG_HISTORY_DEFAULT = 10000,  /* default --history */
     FACTSD_CONFIG_HISTORY_MAX = 1000000,    /* largest --history */
     FACTSD_CONFIG_WAITERS_DEFAULT = 10000,  /* default --max-waiters */
-    FACTSD_CONFIG_WAITERS_MAX = 1000000     /* largest --max-waiters */
+    FACTSD_CONFIG_WAITERS_MAX = 1000000,    /* largest --max-waiters */
+    FACTSD_CONFIG_URL_LEN = 1024,           /* bytes of --follow's URL */
+    FACTSD_CONFIG_LAG_DEFAULT = 10          /* default --max-lag, seconds */
 };
 
 /* A complete server configuration. A plain value: copy it freely. Fill it
@@ -52,6 +54,11 @@ typedef struct factsd_config {
                                           instead of the main one */
     char metrics_host[FACTSD_CONFIG_HOST_LEN]; /* its numeric address */
     uint16_t metrics_port;             /* its port; 0 picks a free one */
+    char follow_url[FACTSD_CONFIG_URL_LEN]; /* "" = a primary; else the
+                                          primary's base URL, no trailing
+                                          slash: a read-only replica */
+    unsigned max_lag;                  /* seconds a replica may lag and
+                                          still be ready */
 } factsd_config;
 
 /* The outcome of factsd_config_parse. */
@@ -67,7 +74,8 @@ typedef enum factsd_config_result {
  * a 15-second timeout, a backlog of 512, no access log, no journal, no token
  * file, 64 KiB request content for writes, 10000 changes of history,
  * 10000 waiting long-polls, 10000 event streams, heartbeats every two
- * thirds of the timeout, /metrics on the main listener. Never fails. */
+ * thirds of the timeout, /metrics on the main listener, a primary (no
+ * --follow), a replica's allowed lag 10 seconds. Never fails. */
 void factsd_config_init(factsd_config *cfg);
 
 /* The seconds between heartbeats on an idle event stream: cfg->heartbeat,
@@ -79,7 +87,9 @@ unsigned factsd_config_heartbeat(const factsd_config *cfg);
  * --version return before any variable is read. On FACTSD_CONFIG_ERROR,
  * writes a one-line message naming the flag or variable into msg (size
  * bytes, always NUL-terminated when size > 0); cfg may then be partly
- * changed. argv is not kept. */
+ * changed. --follow with --data, --journal, --token-file or --compact is
+ * an error (a replica's data is its primary's, and it takes no writes).
+ * argv is not kept. */
 factsd_config_result factsd_config_parse(factsd_config *cfg, int argc, char **argv,
                                          char *msg, size_t size);
 
@@ -98,6 +108,13 @@ bool factsd_config_set_listen(factsd_config *cfg, const char *value, char *msg, 
  * cfg is unchanged then. */
 bool factsd_config_set_metrics_listen(factsd_config *cfg, const char *value, char *msg,
                                       size_t size);
+
+/* Checks that value is a primary's base URL for --follow ("http://" or
+ * "https://", a host, an optional port and path, no query, fragment,
+ * userinfo, space or control byte, shorter than FACTSD_CONFIG_URL_LEN) and
+ * stores it without its trailing slashes. Returns true, or false with a
+ * message in msg; cfg is unchanged then. */
+bool factsd_config_set_follow(factsd_config *cfg, const char *value, char *msg, size_t size);
 
 /* The usage text (static), printed by --help and after a bad flag. */
 const char *factsd_config_usage(void);

@@ -313,7 +313,19 @@ static enum MHD_Result conn_problem(struct conn *k, struct MHD_Connection *c,
                                     const char *detail, bool close)
 {
     factsd_repr_free(k->own);
-    k->own = factsd_problem_new(kind, detail, NULL, 0);
+    if (kind == FACTSD_PROBLEM_READ_ONLY && k->http->cfg.follow_url[0] != '\0') {
+        /* A replica names the primary that takes the writes. */
+        json_t *extra = json_pack("{s:s}", "primary", k->http->cfg.follow_url);
+        k->own = extra != NULL
+                     ? factsd_problem_new_ext(kind,
+                                              "this server is a read-only replica: send writes "
+                                              "to its primary",
+                                              extra)
+                     : NULL;
+        json_decref(extra);
+    } else {
+        k->own = factsd_problem_new(kind, detail, NULL, 0);
+    }
     const char *allow = NULL;
     if (kind == FACTSD_PROBLEM_METHOD_NOT_ALLOWED) {
         allow = factsd_route_allow(conn_route(k));
@@ -1439,6 +1451,38 @@ bool factsd_http_publish(factsd_http *h, facts_store *store, char *msg, size_t s
         return false;
     pthread_mutex_lock(&h->writer);
     http_view_swap(h, next);
+    pthread_mutex_unlock(&h->writer);
+    return true;
+}
+
+bool factsd_http_advance(factsd_http *h, facts_store *store, json_t *entry, char *msg,
+                         size_t size)
+{
+    uint64_t revision = facts_store_revision(store);
+    factsd_view *next = factsd_view_new(store, (const char *)factsd_openapi_json,
+                                        factsd_openapi_json_len, &h->cfg, msg, size);
+    if (next == NULL) {
+        json_decref(entry);
+        return false;
+    }
+    if (entry == NULL &&
+        (entry = factsd_feed_entry_new(revision, "reload", NULL, NULL, NULL, NULL, 0)) == NULL) {
+        factsd_view_unref(next);
+        snprintf(msg, size, "out of memory");
+        return false;
+    }
+    pthread_mutex_lock(&h->writer);
+    uint64_t was = facts_store_revision(factsd_view_store(atomic_load(&h->view)));
+    if (revision <= was) {
+        pthread_mutex_unlock(&h->writer);
+        factsd_view_unref(next);
+        json_decref(entry);
+        snprintf(msg, size, "revision %llu is not after the running revision %llu",
+                 (unsigned long long)revision, (unsigned long long)was);
+        return false;
+    }
+    http_view_swap(h, next);
+    factsd_held_record(h->held, revision, entry);
     pthread_mutex_unlock(&h->writer);
     return true;
 }

@@ -11,6 +11,7 @@
 #include "config.h"
 
 #include <facts.h>
+#include <jansson.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -71,6 +72,19 @@ const char *factsd_http_metrics_url(const factsd_http *h);
  * one-line reason in msg (size bytes) when memory runs out, leaving the
  * current snapshot published. Thread-safe. */
 bool factsd_http_publish(factsd_http *h, facts_store *store, char *msg, size_t size);
+
+/* A replica's step: publishes store (the service takes its own reference),
+ * whose revision must be after the running one, as the next snapshot, and
+ * records entry (a change entry as factsd_feed_entry_new makes them, which
+ * the service's /v1/changes and /v1/stream then serve as they are; the
+ * reference is consumed, also on failure; NULL: a "reload" entry at the
+ * store's revision) in the history. Renders all representations before
+ * taking the writer lock. Returns true, or false with a one-line reason in
+ * msg (size bytes) when the revision does not move forward or memory runs
+ * out, leaving the running snapshot and the history as they were.
+ * Thread-safe; not for a request handler thread. */
+bool factsd_http_advance(factsd_http *h, facts_store *store, json_t *entry, char *msg,
+                         size_t size);
 
 /* Stops accepting connections, lets requests in progress finish (waiting at
  * most grace_ms milliseconds), closes every connection, and frees h. NULL is

@@ -2,10 +2,12 @@
  * main.c - the factsd executable: flags to a configuration, the dataset to a
  * store with the journal replayed onto it, then the HTTP service until
  * SIGINT or SIGTERM (SIGHUP reloads the dataset); or, with --compact, the
- * dataset saved with the journal applied and an empty journal.
+ * dataset saved with the journal applied and an empty journal; or, with
+ * --follow, a read-only replica of a primary (follow.h).
  */
 #include "auth.h"
 #include "config.h"
+#include "follow.h"
 #include "http.h"
 #include "write.h"
 
@@ -125,6 +127,99 @@ static char *token_load(const factsd_config *cfg, bool *failed)
     return token;
 }
 
+/* Blocks the stop and reload signals in every thread to come; the main
+ * thread waits for them (serve), so a reload runs there, outside any signal
+ * handler. Returns false with the reason printed. */
+static bool signals_block(sigset_t *set)
+{
+    sigemptyset(set);
+    sigaddset(set, SIGINT);
+    sigaddset(set, SIGTERM);
+    sigaddset(set, SIGHUP);
+    if (pthread_sigmask(SIG_BLOCK, set, NULL) != 0) {
+        fprintf(stderr, "factsd: cannot block SIGINT, SIGTERM and SIGHUP\n");
+        return false;
+    }
+    return true;
+}
+
+/* Prints where the service listens, then waits for SIGINT or SIGTERM;
+ * SIGHUP reloads the dataset (a replica's comes from its primary). */
+static void serve(factsd_http *http, const sigset_t *set, bool replica)
+{
+    printf("factsd listening on %s\n", factsd_http_url(http));
+    if (factsd_http_metrics_url(http) != NULL)
+        printf("factsd metrics on %s/metrics\n", factsd_http_metrics_url(http));
+    fflush(stdout);
+    char msg[1024];
+    for (;;) {
+        int sig = 0;
+        if (sigwait(set, &sig) != 0)
+            continue;
+        if (sig != SIGHUP)
+            break;
+        if (replica)
+            fprintf(stderr, "factsd: SIGHUP ignored: a replica's data comes from its primary\n");
+        else if (factsd_http_reload(http, msg, sizeof msg))
+            fprintf(stderr, "factsd: reloaded the dataset: %s\n", msg);
+        else
+            fprintf(stderr, "factsd: reload failed: %s\n", msg);
+    }
+}
+
+/* --follow: the primary's snapshot, then the service (read-only) and the
+ * thread applying the primary's changes. Until the first snapshot loads the
+ * process does not listen, and SIGINT or SIGTERM end it at once. Returns
+ * the exit status. */
+static int replica_run(const factsd_config *cfg)
+{
+    char msg[1024];
+    if (getenv("FACTSD_TOKEN") != NULL) {
+        fprintf(stderr, "factsd: --follow cannot go with FACTSD_TOKEN: a replica takes no "
+                        "writes\n");
+        return 2;
+    }
+    factsd_follow *f = factsd_follow_new(cfg, msg, sizeof msg);
+    if (f == NULL) {
+        fprintf(stderr, "factsd: %s\n", msg);
+        return 1;
+    }
+    fprintf(stderr, "factsd: following %s: loading its snapshot\n", cfg->follow_url);
+    facts_store *store = factsd_follow_bootstrap(f);
+    if (store == NULL) {
+        factsd_follow_free(f);
+        return 1;
+    }
+    fprintf(stderr, "factsd: loaded the primary's snapshot at revision %llu\n",
+            (unsigned long long)facts_store_revision(store));
+    sigset_t set;
+    if (!signals_block(&set)) {
+        facts_store_unref(store);
+        factsd_follow_free(f);
+        return 1;
+    }
+    raise_fd_limit(cfg->max_connections);
+    factsd_http *http = factsd_http_start(cfg, store, msg, sizeof msg);
+    if (http == NULL) {
+        fprintf(stderr, "factsd: %s\n", msg);
+        facts_store_unref(store);
+        factsd_follow_free(f);
+        return 1;
+    }
+    bool started = factsd_follow_start(f, http, store, msg, sizeof msg);
+    facts_store_unref(store);
+    if (!started) {
+        fprintf(stderr, "factsd: %s\n", msg);
+        factsd_follow_free(f);
+        factsd_http_stop(http, 0);
+        return 1;
+    }
+    serve(http, &set, true);
+    factsd_follow_free(f);
+    factsd_http_stop(http, GRACE_MS);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     json_object_seed(0);
@@ -144,6 +239,9 @@ int main(int argc, char **argv)
     case FACTSD_CONFIG_RUN:
         break;
     }
+
+    if (cfg.follow_url[0] != '\0')
+        return replica_run(&cfg);
 
     facts_store *store = NULL;
     facts_error err;
@@ -171,15 +269,8 @@ int main(int argc, char **argv)
         return 1;
     }
 
-    /* Block the stop and reload signals in every thread; this one waits for
-     * them, so a reload runs here, outside any signal handler. */
     sigset_t wait_set;
-    sigemptyset(&wait_set);
-    sigaddset(&wait_set, SIGINT);
-    sigaddset(&wait_set, SIGTERM);
-    sigaddset(&wait_set, SIGHUP);
-    if (pthread_sigmask(SIG_BLOCK, &wait_set, NULL) != 0) {
-        fprintf(stderr, "factsd: cannot block SIGINT, SIGTERM and SIGHUP\n");
+    if (!signals_block(&wait_set)) {
         facts_store_unref(store);
         facts_journal_close(journal);
         free(token);
@@ -197,22 +288,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "factsd: %s\n", msg);
         return 1;
     }
-    printf("factsd listening on %s\n", factsd_http_url(http));
-    if (factsd_http_metrics_url(http) != NULL)
-        printf("factsd metrics on %s/metrics\n", factsd_http_metrics_url(http));
-    fflush(stdout);
-
-    for (;;) {
-        int sig = 0;
-        if (sigwait(&wait_set, &sig) != 0)
-            continue;
-        if (sig != SIGHUP)
-            break;
-        if (factsd_http_reload(http, msg, sizeof msg))
-            fprintf(stderr, "factsd: reloaded the dataset: %s\n", msg);
-        else
-            fprintf(stderr, "factsd: reload failed: %s\n", msg);
-    }
+    serve(http, &wait_set, false);
     factsd_http_stop(http, GRACE_MS);
     return 0;
 }

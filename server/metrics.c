@@ -18,7 +18,7 @@
 enum {
     CODES = 5,      /* status classes 1xx to 5xx */
     BUCKETS = 16,   /* finite histogram buckets; one more for +Inf */
-    ROUTES = FACTSD_ROUTE_READY + 1,
+    ROUTES = FACTSD_ROUTE_SNAPSHOT + 1,
     CACHE_LINE = 64
 };
 
@@ -51,6 +51,7 @@ static const char *const route_labels[ROUTES] = {
     [FACTSD_ROUTE_ASSET] = "/dashboard",
     [FACTSD_ROUTE_METRICS] = "/metrics",
     [FACTSD_ROUTE_READY] = "/readyz",
+    [FACTSD_ROUTE_SNAPSHOT] = "/v1/snapshot",
 };
 
 static const char *const method_labels[FACTSD_METRICS_METHOD_COUNT] = {

@@ -397,6 +397,10 @@ void factsd_route_parse(const char *target, size_t len, factsd_route *r)
         r->id = FACTSD_ROUTE_STREAM;
         return;
     }
+    if (nseg == 2 && strcmp(seg[0], "v1") == 0 && strcmp(seg[1], "snapshot") == 0) {
+        r->id = FACTSD_ROUTE_SNAPSHOT;
+        return;
+    }
     if (strcmp(seg[0], "v1") != 0 || facts_kind_from_collection(seg[1], &r->kind) != FACTS_OK)
         return;
     if (nseg == 2) {
@@ -716,6 +720,9 @@ static char *cache_key(const factsd_route *r, const facts_record *rec, const str
     case FACTSD_ROUTE_SUMMARY:
         factsd_buf_puts(&b, "/v1/troop-estimates/summary");
         break;
+    case FACTSD_ROUTE_SNAPSHOT:
+        factsd_buf_puts(&b, "/v1/snapshot");
+        break;
     case FACTSD_ROUTE_ITEM:
         factsd_buf_puts(&b, "/v1/");
         factsd_buf_puts(&b, facts_kind_collection(r->kind));
@@ -756,6 +763,42 @@ static void answer_no_record(factsd_answer *out, facts_kind kind, const char *ke
     else
         snprintf(detail, sizeof detail, "no %s has this id or slug", facts_kind_name(kind));
     answer_problem(out, FACTSD_PROBLEM_NOT_FOUND, detail, NULL, 0);
+}
+
+/* GET /v1/snapshot: the whole dataset with its revision, as
+ * facts_store_load_buffer reads it back. Made on the first request to a
+ * view and kept in its cache (a snapshot is the same for every request to
+ * one view), or made for this request alone when the cache is full. */
+static void answer_snapshot(const factsd_view *v, bool pretty, factsd_answer *out)
+{
+    static const char key[] = "/v1/snapshot?";
+    const factsd_repr *hit = factsd_view_cache_get(v, key, sizeof key - 1);
+    if (hit != NULL) {
+        answer_cached(out, hit, pretty);
+        return;
+    }
+    size_t len = 0;
+    char *body = factsd_render_json(facts_store_json(factsd_view_store(v)), false, &len);
+    factsd_repr *own = body != NULL ? factsd_repr_new(body, len, FACTSD_MEDIA_JSON, NULL) : NULL;
+    if (own == NULL) {
+        answer_internal(out);
+        return;
+    }
+    factsd_repr_set_revision(own, facts_store_revision(factsd_view_store(v)));
+    const factsd_repr *kept = factsd_view_cache_put(v, key, sizeof key - 1, &own);
+    if (kept != NULL) {
+        answer_cached(out, kept, pretty);
+        return;
+    }
+    out->status = 200;
+    out->own = own;
+    out->repr = own;
+    if (pretty) {
+        factsd_answer again;
+        answer_cached(&again, own, true);
+        factsd_repr_free(own);
+        *out = again;
+    }
 }
 
 void factsd_routes_get(const factsd_view *v, const factsd_route *r, const char *target,
@@ -869,6 +912,9 @@ void factsd_routes_get(const factsd_view *v, const factsd_route *r, const char *
         break;
     case FACTSD_ROUTE_ACTOR_SUB:
         answer_query(v, r, rec, p, out);
+        break;
+    case FACTSD_ROUTE_SNAPSHOT:
+        answer_snapshot(v, p->pretty, out);
         break;
     case FACTSD_ROUTE_NONE:
     case FACTSD_ROUTE_COMPACT:

@@ -30,7 +30,8 @@ typedef enum factsd_route_id {
     FACTSD_ROUTE_STREAM,     /* /v1/stream */
     FACTSD_ROUTE_ASSET,      /* /, /dashboard, /dashboard/app.{js,css} */
     FACTSD_ROUTE_METRICS,    /* /metrics */
-    FACTSD_ROUTE_READY       /* /readyz */
+    FACTSD_ROUTE_READY,      /* /readyz */
+    FACTSD_ROUTE_SNAPSHOT    /* /v1/snapshot */
 } factsd_route_id;
 
 enum {
