@@ -12,8 +12,7 @@
 #include <string.h>
 #include <time.h>
 
-/* Writes now as "YYYY-MM-DDTHH:MM:SS.mmmZ" into out (at least 25 bytes). */
-static void feed_time_format(char *out, size_t size)
+void factsd_feed_time_now(char *out, size_t size)
 {
     struct timespec t;
     clock_gettime(CLOCK_REALTIME, &t);
@@ -38,8 +37,18 @@ json_t *factsd_feed_entry_new(uint64_t revision, const char *op, const char *col
                               const char *id, const char *slug, const char *record,
                               size_t record_len)
 {
+    return factsd_feed_entry_at(NULL, revision, op, collection, id, slug, record, record_len);
+}
+
+json_t *factsd_feed_entry_at(const char *time, uint64_t revision, const char *op,
+                             const char *collection, const char *id, const char *slug,
+                             const char *record, size_t record_len)
+{
     char when[40];
-    feed_time_format(when, sizeof when);
+    if (time != NULL)
+        snprintf(when, sizeof when, "%s", time);
+    else
+        factsd_feed_time_now(when, sizeof when);
     json_t *e = json_object();
     if (e == NULL)
         return NULL;

@@ -15,6 +15,7 @@
 #include <stdint.h>
 
 enum {
+    FACTSD_FEED_TIME_LEN = 32,       /* bytes of an entry's time, with NUL */
     FACTSD_FEED_LIMIT_DEFAULT = 100, /* changes in one answer */
     FACTSD_FEED_LIMIT_MAX = 500,
     FACTSD_FEED_WAIT_MAX = 60        /* seconds a long-poll may ask to wait */
@@ -36,6 +37,16 @@ typedef struct factsd_feed_query {
 json_t *factsd_feed_entry_new(uint64_t revision, const char *op, const char *collection,
                               const char *id, const char *slug, const char *record,
                               size_t record_len);
+
+/* As factsd_feed_entry_new, with time (such a string, e.g. kept in the
+ * journal with the change; NULL: now) instead of now. */
+json_t *factsd_feed_entry_at(const char *time, uint64_t revision, const char *op,
+                             const char *collection, const char *id, const char *slug,
+                             const char *record, size_t record_len);
+
+/* Writes now, in RFC 3339 UTC with milliseconds ("2024-11-01T12:00:00.000Z"),
+ * into out (size bytes, at least FACTSD_FEED_TIME_LEN). Never fails. */
+void factsd_feed_time_now(char *out, size_t size);
 
 /* Parses the len-byte query (after '?'; may be empty) of GET /v1/changes
  * into *q: since (required), limit (1..FACTSD_FEED_LIMIT_MAX, default

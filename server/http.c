@@ -939,16 +939,16 @@ static enum MHD_Result conn_write_run(struct conn *k, struct MHD_Connection *c,
     json_t *entry;
     if (op == FACTSD_WRITE_DELETE) {
         const facts_record *gone = facts_store_find(factsd_view_store(prev), k->kind, ch.id);
-        entry = factsd_feed_entry_new(revision, "delete", collection, ch.id,
-                                      gone != NULL ? facts_record_slug(gone) : NULL, NULL, 0);
+        entry = factsd_feed_entry_at(ch.time, revision, "delete", collection, ch.id,
+                                     gone != NULL ? facts_record_slug(gone) : NULL, NULL, 0);
     } else {
         size_t blen = 0;
         const char *body = item != NULL ? factsd_repr_body(item, &blen) : NULL;
-        entry = body != NULL ? factsd_feed_entry_new(revision,
-                                                     op == FACTSD_WRITE_CREATE ? "create"
-                                                                               : "update",
-                                                     collection, ch.id,
-                                                     facts_record_slug(ch.rec), body, blen)
+        entry = body != NULL ? factsd_feed_entry_at(ch.time, revision,
+                                                    op == FACTSD_WRITE_CREATE ? "create"
+                                                                              : "update",
+                                                    collection, ch.id,
+                                                    facts_record_slug(ch.rec), body, blen)
                              : NULL;
     }
     factsd_held_record(h->held, revision, entry);
@@ -1331,12 +1331,28 @@ static struct MHD_Response *fallback_new(void)
 factsd_http *factsd_http_start(const factsd_config *cfg, facts_store *store, char *msg,
                                size_t size)
 {
-    return factsd_http_start_writable(cfg, store, NULL, NULL, msg, size);
+    return factsd_http_start_writable(cfg, store, NULL, NULL, NULL, msg, size);
+}
+
+/* The revision the history starts after: before the entries of history
+ * (a JSON array, may be NULL) when they are consecutive and end at
+ * revision; otherwise revision itself. */
+static uint64_t history_start(const json_t *history, uint64_t revision)
+{
+    size_t n = json_array_size(history);
+    if (n == 0 || n >= revision)
+        return revision;
+    for (size_t i = 0; i < n; i++) {
+        json_t *r = json_object_get(json_array_get(history, i), "revision");
+        if (!json_is_integer(r) || (uint64_t)json_integer_value(r) != revision - n + i + 1)
+            return revision;
+    }
+    return revision - n;
 }
 
 factsd_http *factsd_http_start_writable(const factsd_config *cfg, facts_store *store,
-                                        const char *token, facts_journal *journal, char *msg,
-                                        size_t size)
+                                        const char *token, facts_journal *journal,
+                                        const json_t *history, char *msg, size_t size)
 {
     json_object_seed(0);
     factsd_metrics_start();
@@ -1363,11 +1379,14 @@ factsd_http *factsd_http_start_writable(const factsd_config *cfg, facts_store *s
     }
     h->cfg = *cfg;
     h->journal = journal;
-    h->held = factsd_held_new(cfg, facts_store_revision(store), msg, size);
+    uint64_t after = history_start(history, facts_store_revision(store));
+    h->held = factsd_held_new(cfg, after, msg, size);
     if (h->held == NULL) {
         http_free(h);
         return NULL;
     }
+    for (size_t i = 0; after < facts_store_revision(store) && i < json_array_size(history); i++)
+        factsd_held_record(h->held, after + i + 1, json_incref(json_array_get(history, i)));
     atomic_init(&h->readers, 0);
     atomic_init(&h->writes_disabled, false);
     atomic_init(&h->stopping, false);
@@ -1516,7 +1535,7 @@ bool factsd_http_reload(factsd_http *h, char *msg, size_t size)
         facts_journal_close(h->journal);
         h->journal = NULL;
         facts_journal *j = NULL;
-        st = factsd_journal_open_replay(h->cfg.journal_path, &store, &j, NULL, &err);
+        st = factsd_journal_open_replay(h->cfg.journal_path, &store, &j, NULL, NULL, &err);
         if (st != FACTS_OK) {
             char why[512];
             facts_error_format(&err, why, sizeof why);

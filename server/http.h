@@ -34,12 +34,16 @@ factsd_http *factsd_http_start(const factsd_config *cfg, facts_store *store, cha
  * service is read-only and refuses writes with 403) is the Bearer token
  * writes must carry; journal (may be NULL: writes are kept in memory only;
  * ownership passes to the service, also on failure) receives every change,
- * durably, before it is acknowledged. cfg->data_path names the file that
+ * durably, before it is acknowledged; history (borrowed, may be NULL) holds
+ * the change entries of the revisions before store's, oldest first, ending
+ * at its revision (factsd_journal_open_replay's), which /v1/changes serves
+ * as if they had been made here (not consecutive or not ending there: the
+ * history starts at store's revision). cfg->data_path names the file that
  * compaction rewrites and reload re-reads ("" = the embedded dataset, which
  * compaction refuses); cfg->journal_path the journal's file. */
 factsd_http *factsd_http_start_writable(const factsd_config *cfg, facts_store *store,
-                                        const char *token, facts_journal *journal, char *msg,
-                                        size_t size);
+                                        const char *token, facts_journal *journal,
+                                        const json_t *history, char *msg, size_t size);
 
 /* Re-reads the dataset (cfg's data_path, or the embedded one), replays the
  * journal onto it and publishes the result, serialised with writes, with a

@@ -48,14 +48,17 @@ static void print_error(const char *what, const facts_error *err)
     fprintf(stderr, "factsd: %s: %s\n", what, msg);
 }
 
-/* Opens and replays the journal of cfg onto *store; logs a cut torn tail.
- * Returns the journal, or NULL with the reason printed. */
-static facts_journal *journal_start(const factsd_config *cfg, facts_store **store)
+/* Opens and replays the journal of cfg onto *store; logs a cut torn tail;
+ * the replayed changes' entries go to history (may be NULL). Returns the
+ * journal, or NULL with the reason printed. */
+static facts_journal *journal_start(const factsd_config *cfg, facts_store **store,
+                                    json_t *history)
 {
     facts_journal *j = NULL;
     facts_journal_report rep;
     facts_error err;
-    if (factsd_journal_open_replay(cfg->journal_path, store, &j, &rep, &err) != FACTS_OK) {
+    if (factsd_journal_open_replay(cfg->journal_path, store, &j, &rep, history, &err) !=
+        FACTS_OK) {
         print_error("cannot use the journal", &err);
         return NULL;
     }
@@ -82,7 +85,7 @@ static int compact(const factsd_config *cfg, facts_store *store)
         return 2;
     }
     facts_journal *j = NULL;
-    if (cfg->journal_path[0] != '\0' && (j = journal_start(cfg, &store)) == NULL) {
+    if (cfg->journal_path[0] != '\0' && (j = journal_start(cfg, &store, NULL)) == NULL) {
         facts_store_unref(store);
         return 1;
     }
@@ -262,8 +265,16 @@ int main(int argc, char **argv)
         facts_store_unref(store);
         return 1;
     }
+    /* The journal's changes since the dataset: /v1/changes answers from
+     * before a restart, so followers (replicas) go on without a snapshot. */
+    json_t *history = json_array();
     facts_journal *journal = NULL;
-    if (cfg.journal_path[0] != '\0' && (journal = journal_start(&cfg, &store)) == NULL) {
+    if (history == NULL ||
+        (cfg.journal_path[0] != '\0' &&
+         (journal = journal_start(&cfg, &store, history)) == NULL)) {
+        if (history == NULL)
+            fprintf(stderr, "factsd: out of memory\n");
+        json_decref(history);
         facts_store_unref(store);
         free(token);
         return 1;
@@ -273,12 +284,15 @@ int main(int argc, char **argv)
     if (!signals_block(&wait_set)) {
         facts_store_unref(store);
         facts_journal_close(journal);
+        json_decref(history);
         free(token);
         return 1;
     }
     raise_fd_limit(cfg.max_connections);
 
-    factsd_http *http = factsd_http_start_writable(&cfg, store, token, journal, msg, sizeof msg);
+    factsd_http *http =
+        factsd_http_start_writable(&cfg, store, token, journal, history, msg, sizeof msg);
+    json_decref(history);
     facts_store_unref(store);
     if (token != NULL) {
         memset(token, 0, strlen(token));

@@ -3,8 +3,11 @@
  *
  * Journal payload, one JSON object per change:
  *   {"op":"create"|"replace"|"delete","collection":"events","key":"<id>",
+ *    "time":"2024-11-01T12:00:00.000Z",
  *    "record":{...the stored record in dataset form, id included...}}
- * ("record" is absent for a delete). Replaying it is one facts_store_apply.
+ * ("record" is absent for a delete; "time", when the change was made, as its
+ * change entry says, is absent from older journals). Replaying it is one
+ * facts_store_apply.
  */
 #include "write.h"
 
@@ -234,8 +237,9 @@ static void change_fail_core(factsd_change *out, facts_status st, const facts_er
 /* Builds the journal payload of the prepared change. */
 static bool payload_build(factsd_change *out, facts_op op, facts_kind kind)
 {
-    json_t *p = json_pack("{s:s,s:s,s:s}", "op", op_names[op], "collection",
-                          facts_kind_collection(kind), "key", out->id);
+    factsd_feed_time_now(out->time, sizeof out->time);
+    json_t *p = json_pack("{s:s,s:s,s:s,s:s}", "op", op_names[op], "collection",
+                          facts_kind_collection(kind), "key", out->id, "time", out->time);
     if (p == NULL)
         return false;
     if (out->rec != NULL &&
@@ -354,6 +358,7 @@ typedef struct replay_state {
     uint64_t base;    /* the dataset's revision before the replay */
     json_t *skipped;  /* id -> {"collection","revision","record"|null}: the last
                          change to each record that the dataset already holds */
+    json_t *history;  /* the replayed changes' entries, or NULL */
     bool verified;    /* the skipped changes were checked against the store */
 } replay_state;
 
@@ -404,6 +409,34 @@ static facts_status replay_verify(replay_state *rs, facts_error *err)
     return FACTS_OK;
 }
 
+/* Appends the change entry of a replayed record to rs->history (emptied
+ * when the record has no time or memory runs out). rec is the created or
+ * replaced record in next; a deleted record's slug is read from the store
+ * before the change. */
+static void replay_entry(replay_state *rs, uint64_t revision, int op, facts_kind kind,
+                         const char *key, const char *time, const facts_record *rec)
+{
+    static const char *const entry_ops[] = {"create", "update", "delete"};
+    json_t *e = NULL;
+    if (time != NULL) {
+        const char *coll = facts_kind_collection(kind);
+        if (op == FACTS_OP_DELETE) {
+            const facts_record *gone = facts_store_find(*rs->store, kind, key);
+            e = factsd_feed_entry_at(time, revision, "delete", coll, key,
+                                     gone != NULL ? facts_record_slug(gone) : NULL, NULL, 0);
+        } else if (rec != NULL) {
+            char *text = json_dumps(facts_record_json(rec), JSON_COMPACT);
+            if (text != NULL)
+                e = factsd_feed_entry_at(time, revision, entry_ops[op], coll,
+                                         facts_record_id(rec), facts_record_slug(rec), text,
+                                         strlen(text));
+            free(text);
+        }
+    }
+    if (e == NULL || json_array_append_new(rs->history, e) != 0)
+        json_array_clear(rs->history);
+}
+
 static facts_status factsd_change_replay(void *ctx, uint64_t revision, const char *payload,
                                          size_t len, facts_error *err)
 {
@@ -452,8 +485,12 @@ static facts_status factsd_change_replay(void *ctx, uint64_t revision, const cha
         return replay_fail(err, FACTS_ECORRUPT, "revision-gap", text);
     }
     facts_store *next = NULL;
+    const facts_record *rec = NULL;
     st = facts_store_apply(*store, (facts_op)op, kind, op == FACTS_OP_CREATE ? NULL : key,
-                           op == FACTS_OP_DELETE ? NULL : record, &next, NULL, err);
+                           op == FACTS_OP_DELETE ? NULL : record, &next, &rec, err);
+    if (st == FACTS_OK && rs->history != NULL)
+        replay_entry(rs, revision, op, kind, key, json_string_value(json_object_get(p, "time")),
+                     rec);
     json_decref(p);
     if (st != FACTS_OK) {
         char why[sizeof err->text];
@@ -469,10 +506,10 @@ static facts_status factsd_change_replay(void *ctx, uint64_t revision, const cha
 
 facts_status factsd_journal_open_replay(const char *path, facts_store **store,
                                         facts_journal **out, facts_journal_report *report,
-                                        facts_error *err)
+                                        json_t *history, facts_error *err)
 {
     facts_journal *j = NULL;
-    replay_state rs = {store, facts_store_revision(*store), json_object(), false};
+    replay_state rs = {store, facts_store_revision(*store), json_object(), history, false};
     if (rs.skipped == NULL)
         return replay_fail(err, FACTS_ENOMEM, "memory", "out of memory");
     facts_status st = facts_journal_open(path, factsd_change_replay, &rs, &j, report, err);

@@ -8,6 +8,7 @@
 #ifndef FACTSD_WRITE_H
 #define FACTSD_WRITE_H
 
+#include "feed.h"
 #include "render.h"
 #include "view.h"
 
@@ -45,6 +46,8 @@ typedef struct factsd_change {
     char id[40];           /* ready: the record's id (also for a delete) */
     bool unchanged;        /* ready: a PUT or PATCH that leaves the record as
                               it is: there is nothing to write */
+    char time[FACTSD_FEED_TIME_LEN]; /* ready: when the change was made, as
+                              its payload and its change entry give it */
     char *payload;         /* ready: the journal payload (owned, NUL-terminated) */
     size_t payload_len;
 } factsd_change;
@@ -77,10 +80,17 @@ void factsd_change_clear(factsd_change *c);
  * untouched, the journal closed, *store may already hold some replayed
  * changes (the caller drops it), and err says why: the statuses of
  * facts_journal_open and factsd_change_replay, or FACTS_ECORRUPT when the
- * journal ends before the dataset's revision. */
+ * journal ends before the dataset's revision.
+ *
+ * history (may be NULL) is a JSON array that receives the change entry
+ * (factsd_feed_entry_at, with the time the payload kept) of each record
+ * replayed after the dataset's revision, so that a restarted server still
+ * answers /v1/changes from before its restart. A record without a time (a
+ * journal written before records carried one) or memory running out
+ * empties it: what it holds always ends at *store's revision, consecutive. */
 facts_status factsd_journal_open_replay(const char *path, facts_store **store,
                                         facts_journal **out, facts_journal_report *report,
-                                        facts_error *err);
+                                        json_t *history, facts_error *err);
 
 /* Whether If-Match value if_match (may be NULL) matches etag under the strong
  * comparison (RFC 9110: weak tags never match; "*" matches any). NULL
