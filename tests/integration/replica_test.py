@@ -345,6 +345,16 @@ def test_follow(tmp):
     check(entries and entries[-1]["revision"] == want, "replica: its history reaches the snapshot")
     same_everywhere(p.port, r.port, ["/v1/actors", "/v1/snapshot"])
 
+    # A replica can follow a replica: it serves /v1/snapshot and /v1/changes.
+    chained = replica(f"http://127.0.0.1:{r.port}")
+    check(revision(chained.port) == want, "a replica of a replica starts at the same revision")
+    write_patch(p.port, 50)
+    want = revision(p.port)
+    check(wait_until(lambda: revision(chained.port) == want),
+          "a replica of a replica follows the primary's writes")
+    same_everywhere(p.port, chained.port, ["/v1/actors/replica-test-actor", "/v1/snapshot"])
+    chained.stop()
+
     # The primary dies: the replica serves on, then is not ready past --max-lag.
     before = request(r.port, "GET", "/v1/actors").body
     p.kill()
