@@ -320,9 +320,8 @@ static enum MHD_Result conn_problem(struct conn *k, struct MHD_Connection *c,
                      ? factsd_problem_new_ext(kind,
                                               "this server is a read-only replica: send writes "
                                               "to its primary",
-                                              extra)
+                                              extra) /* takes extra's reference */
                      : NULL;
-        json_decref(extra);
     } else {
         k->own = factsd_problem_new(kind, detail, NULL, 0);
     }
