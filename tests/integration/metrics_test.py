@@ -28,7 +28,7 @@ import threading
 import time
 import urllib.parse
 
-from harness import check, finish, parse_args, record
+from harness import check, finish, http_request, parse_args
 
 TOKEN = "metrics-test-token-0123456789abcdef"
 ARGS = None
@@ -43,42 +43,8 @@ DUR = "factsd_http_request_duration_seconds"
 BYTES = "factsd_http_response_bytes_total"
 
 
-class Resp:
-    def __init__(self, status, headers, raw):
-        self.status = status
-        self.headers = {k.lower(): v for k, v in headers}
-        self.raw = raw
-        enc = self.headers.get("content-encoding")
-        self.body = gzip.decompress(raw) if enc == "gzip" and raw else raw
-
-    def header(self, name):
-        return self.headers.get(name)
-
-    def json(self):
-        return json.loads(self.body)
-
-
 def request(port, method, target, headers=None, body=None, token=False):
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=20)
-    h = dict(headers or {})
-    data = None
-    if body is not None:
-        data = json.dumps(body).encode()
-        h["Content-Type"] = "application/json"
-        h["Content-Length"] = str(len(data))
-    if token:
-        h["Authorization"] = "Bearer " + TOKEN
-        h.setdefault("Content-Length", "0")
-    conn.putrequest(method, target, skip_accept_encoding="Accept-Encoding" in h)
-    for k, v in h.items():
-        conn.putheader(k, v)
-    conn.endheaders(data)
-    r = conn.getresponse()
-    raw = r.read()
-    conn.close()
-    resp = Resp(r.status, r.getheaders(), raw)
-    record(method, target, resp.status, resp.headers, resp.body)
-    return resp
+    return http_request(port, method, target, headers, body, TOKEN if token else None)
 
 
 class Scrape:

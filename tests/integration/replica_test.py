@@ -16,7 +16,6 @@ usage: replica_test.py --factsd PATH --openapi OPENAPI.json --record FILE
                        --node NODE --validator SCRIPT --dataset DATA.json
 Talks only to 127.0.0.1.
 """
-import gzip
 import http.client
 import json
 import os
@@ -28,92 +27,28 @@ import tempfile
 import threading
 import time
 
-from harness import check, finish, parse_args, record
+from harness import Factsd, check, finish, free_port, http_request, parse_args, wait_until
 
 TOKEN = "replica-test-token-0123456789abcdef"
 ARGS = None
 PROCS = []
 
 
-class Resp:
-    def __init__(self, status, headers, raw):
-        self.status = status
-        self.headers = {k.lower(): v for k, v in headers}
-        self.raw = raw
-        enc = self.headers.get("content-encoding")
-        self.body = gzip.decompress(raw) if enc == "gzip" and raw else raw
-
-    def header(self, name):
-        return self.headers.get(name)
-
-    def json(self):
-        return json.loads(self.body)
-
-
 def request(port, method, target, headers=None, body=None, token=False, timeout=20,
             content_type="application/json"):
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
-    h = dict(headers or {})
-    data = None
-    if body is not None:
-        data = json.dumps(body).encode()
-        h["Content-Type"] = content_type
-        h["Content-Length"] = str(len(data))
-    if token:
-        h["Authorization"] = "Bearer " + TOKEN
-        h.setdefault("Content-Length", "0")
-    conn.putrequest(method, target, skip_accept_encoding="Accept-Encoding" in h)
-    for k, v in h.items():
-        conn.putheader(k, v)
-    conn.endheaders(data)
-    r = conn.getresponse()
-    raw = r.read()
-    conn.close()
-    resp = Resp(r.status, r.getheaders(), raw)
-    record(method, target, resp.status, resp.headers, resp.body)
-    return resp
+    return http_request(port, method, target, headers, body, TOKEN if token else None,
+                        timeout, content_type)
 
 
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
-class Server:
-    """A factsd process; port is known once it listens."""
+class Server(Factsd):
+    """A factsd of this test (stopped at the end whatever happens)."""
 
     def __init__(self, args, env=None):
-        self.stderr = tempfile.TemporaryFile(mode="w+")
-        self.proc = subprocess.Popen([ARGS.factsd] + args, stdout=subprocess.PIPE,
-                                     stderr=self.stderr, text=True, env=env)
+        super().__init__(ARGS.factsd, args, env, wait=False)
         PROCS.append(self.proc)
-        self.port = None
-
-    def wait_listening(self):
-        line = self.proc.stdout.readline()
-        if "http://" not in line:
-            raise RuntimeError(f"factsd did not start: {line!r} {self.log()}")
-        self.port = int(line.split("http://", 1)[1].split()[0].rsplit(":", 1)[1])
-        return self
 
     def log(self):
-        self.stderr.seek(0)
-        return self.stderr.read()
-
-    def kill(self):
-        self.proc.kill()
-        self.proc.wait()
-
-    def stop(self):
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            return self.proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            return None
+        return self.text()
 
 
 def primary(tmp, port=0, journal=True, history=None):
@@ -132,15 +67,6 @@ def replica(url, extra=()):
 
 def revision(port):
     return request(port, "GET", "/v1").json()["revision"]
-
-
-def wait_until(fn, timeout=5.0, step=0.02):
-    end = time.monotonic() + timeout
-    while True:
-        v = fn()
-        if v or time.monotonic() > end:
-            return v
-        time.sleep(step)
 
 
 def scrape(port):

@@ -29,7 +29,6 @@ import os
 import re
 import signal
 import socket
-import statistics
 import string
 import subprocess
 import sys
@@ -37,39 +36,22 @@ import tempfile
 import threading
 import time
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..",
+                                "integration"))
+from harness import (CHECKS, Factsd, check, free_port, http_request,  # noqa: E402
+                     wait_until)
+
 TOKEN = "topology-test-token-0123456789abcdef"
 ARGS = None
 PROCS = []
-CHECKS = [0, 0]
-
-
-def check(ok, what):
-    if ok:
-        CHECKS[0] += 1
-    else:
-        CHECKS[1] += 1
-        print(f"FAIL: {what}", flush=True)
-    return ok
 
 
 def request(port, method, target, body=None, token=False, timeout=20, headers=None,
             content_type="application/json"):
     """One request on a fresh connection: (status, headers, body bytes)."""
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
-    h = dict(headers or {})
-    data = None
-    if body is not None:
-        data = json.dumps(body).encode()
-        h["Content-Type"] = content_type
-    if token:
-        h["Authorization"] = "Bearer " + TOKEN
-    try:
-        conn.request(method, target, body=data, headers=h)
-        r = conn.getresponse()
-        raw = r.read()
-        return r.status, {k.lower(): v for k, v in r.getheaders()}, raw
-    finally:
-        conn.close()
+    r = http_request(port, method, target, headers, body, TOKEN if token else None, timeout,
+                     content_type, keep=False)
+    return r.status, r.headers, r.raw
 
 
 def get_json(port, target):
@@ -84,59 +66,22 @@ def revision(port):
         return None
 
 
-def wait_until(fn, timeout=5.0, step=0.02):
-    end = time.monotonic() + timeout
-    while True:
-        v = fn()
-        if v or time.monotonic() > end:
-            return v
-        time.sleep(step)
+class Node(Factsd):
+    """A factsd of this test (stopped at the end whatever happens)."""
 
-
-class Factsd:
     def __init__(self, args):
-        self.log = tempfile.TemporaryFile(mode="w+")
-        self.proc = subprocess.Popen([ARGS.factsd] + args, stdout=subprocess.PIPE,
-                                     stderr=self.log, text=True)
+        super().__init__(ARGS.factsd, args, wait=False)
         PROCS.append(self.proc)
-        line = self.proc.stdout.readline()
-        if "http://" not in line:
-            self.log.seek(0)
-            raise RuntimeError(f"factsd did not start: {line!r} {self.log.read()}")
-        self.port = int(line.split("http://", 1)[1].split()[0].rsplit(":", 1)[1])
-        self.addr = f"127.0.0.1:{self.port}"
-
-    def text(self):
-        self.log.seek(0)
-        return self.log.read()
-
-    def kill(self):
-        self.proc.kill()
-        self.proc.wait()
-
-    def stop(self):
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
+        self.wait_listening()
 
 
 def primary(tmp, port=0):
-    return Factsd(["--listen", f"127.0.0.1:{port}", "--threads", "2", "--token-file",
+    return Node(["--listen", f"127.0.0.1:{port}", "--threads", "2", "--token-file",
                    tmp + "/token", "--journal", tmp + "/journal", "--history", "100000"])
 
 
 def replica(url, port=0):
-    return Factsd(["--follow", url, "--listen", f"127.0.0.1:{port}", "--threads", "2"])
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
+    return Node(["--follow", url, "--listen", f"127.0.0.1:{port}", "--threads", "2"])
 
 
 class Stream:
