@@ -15,10 +15,15 @@
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
+#ifdef __GLIBC__
+#include <malloc.h> /* malloc_trim */
+#endif
 
 enum {
-    SWEEP_MS = 250, /* how often header deadlines are checked */
-    URL_LEN = 96
+    SWEEP_MS = 250,   /* how often header deadlines are checked */
+    URL_LEN = 96,
+    TRIM_CONNS = 128  /* connections gone since the high mark before the
+                         free memory is handed back (memory_trim) */
 };
 
 struct factsd_conns {
@@ -38,6 +43,8 @@ struct factsd_conns {
     bool sweeper_running;
     pthread_mutex_t lock;      /* guards list and each connection's links */
     factsd_conn *list;         /* open connections, for the sweeper */
+    long trim_high;            /* the most connections open since the last
+                                  memory_trim (the sweeper's own) */
 };
 
 long long factsd_conn_now_ms(void)
@@ -171,6 +178,26 @@ static void *acceptor_main(void *arg)
     return NULL;
 }
 
+/* Hands the free memory the allocator keeps back to the system once a
+ * surge of connections has gone: when the count has fallen by TRIM_CONNS
+ * or more since its high mark, to half of it or less. Each connection's
+ * buffers are allocated and freed in the workers' malloc arenas, and glibc
+ * returns little of that by itself, so without this a thousand slow
+ * clients, once gone, would leave the process larger by most of what they
+ * took. Called by the sweeper only, so trim_high needs no lock. */
+static void memory_trim(factsd_conns *cs)
+{
+    long n = atomic_load(&cs->nconns);
+    if (n > cs->trim_high)
+        cs->trim_high = n;
+    if (cs->trim_high - n < TRIM_CONNS || n > cs->trim_high / 2)
+        return;
+#ifdef __GLIBC__
+    (void)malloc_trim(0);
+#endif
+    cs->trim_high = n;
+}
+
 /* The sweeper thread: a connection whose request line and headers are not
  * all in by its deadline (timeout seconds after it opened or its last
  * response went out) is shut down, however steadily its bytes trickle in
@@ -200,6 +227,7 @@ static void *sweeper_main(void *arg)
          * long-polls whose wait is over, and let the streams whose
          * heartbeat is due write it. */
         factsd_held_wake_due(cs->held, now);
+        memory_trim(cs);
     }
     return NULL;
 }
