@@ -52,7 +52,9 @@ void factsd_feed_time_now(char *out, size_t size);
  * into *q: since (required), limit (1..FACTSD_FEED_LIMIT_MAX, default
  * FACTSD_FEED_LIMIT_DEFAULT), wait (0..FACTSD_FEED_WAIT_MAX, default 0);
  * pretty is accepted and ignored. Returns the number of offending parameters
- * written to bad (at most cap; 0: *q is valid). Never fails otherwise. */
+ * (0: *q is valid), of which the first cap are written to bad (the count may
+ * go beyond cap; nothing past bad[cap - 1] is touched). Never fails
+ * otherwise. */
 size_t factsd_feed_query_parse(const char *query, size_t len, factsd_feed_query *q,
                                factsd_problem_param *bad, size_t cap);
 

@@ -150,11 +150,12 @@ void factsd_check_headers_end(factsd_check_headers *s)
 }
 
 /* Checks a single Content-Length value v: 0 when it is a number within cap,
- * 1 when it is larger, -1 when it is not a number (or NULL). */
+ * 1 when it is larger, -1 when it is not a number (or NULL). A number is
+ * digits only (RFC 9110 section 8.6: 1*DIGIT), so not "-0". */
 static int content_length_check(const char *v, size_t cap)
 {
     long long n;
-    if (v == NULL || !factsd_text_parse_int(v, 0, LLONG_MAX, &n))
+    if (v == NULL || v[0] < '0' || v[0] > '9' || !factsd_text_parse_int(v, 0, LLONG_MAX, &n))
         return -1;
     return (unsigned long long)n > cap ? 1 : 0;
 }

@@ -1,5 +1,6 @@
 /*
- * routes.c - the read API's routes and query parameters (see routes.h).
+ * routes.c - the read API's routes (see routes.h); its query parameters
+ * are params.c's.
  *
  * Routing works on the raw target: the path is split on '/' first and each
  * segment decoded afterwards, so an encoded slash stays inside its segment,
@@ -8,6 +9,7 @@
 #include "routes.h"
 
 #include "negotiate.h"
+#include "params.h"
 #include "problem.h"
 #include "text.h"
 
@@ -17,307 +19,21 @@
 
 enum {
     SEGMENTS_MAX = 6,   /* path segments of the longest route */
-    SEGMENT_LEN = FACTSD_ROUTE_KEY_MAX, /* decoded bytes of one segment */
-    NAME_LEN = 32,      /* decoded bytes of a parameter name */
-    PIECES_MAX = 64     /* '&'-separated pieces in a query */
+    SEGMENT_LEN = FACTSD_ROUTE_KEY_MAX /* decoded bytes of one segment */
 };
 
-enum param_id {
-    P_LIMIT = 0,
-    P_CURSOR,
-    P_SORT,
-    P_PRETTY,
-    P_ACTOR,
-    P_TYPE,
-    P_STATUS,
-    P_KIND,
-    P_FROM,
-    P_TO,
-    P_Q,
-    P_FORMAT,
-    P_COUNT
-};
-
-static const char *const param_names[P_COUNT] = {
-    "limit", "cursor", "sort", "pretty", "actor", "type", "status",
-    "kind",  "from",   "to",   "q",      "format",
-};
-
-/* The formats of a collection, in the server's order of preference: the
- * format= values and the media types Accept names. */
+/* The media types of a collection's formats (indexed by
+ * factsd_params_format): the types Accept names. */
 static const struct {
-    const char *name;
     const char *type;
     factsd_media media;
-} formats[] = {
-    {"json", "application/json", FACTSD_MEDIA_JSON},
-    {"csv", "text/csv", FACTSD_MEDIA_CSV},
-    {"ndjson", "application/x-ndjson", FACTSD_MEDIA_NDJSON},
+} formats[FACTSD_PARAMS_FORMAT_COUNT] = {
+    [FACTSD_PARAMS_FORMAT_JSON] = {"application/json", FACTSD_MEDIA_JSON},
+    [FACTSD_PARAMS_FORMAT_CSV] = {"text/csv", FACTSD_MEDIA_CSV},
+    [FACTSD_PARAMS_FORMAT_NDJSON] = {"application/x-ndjson", FACTSD_MEDIA_NDJSON},
 };
 
-enum {
-    FORMAT_COUNT = sizeof formats / sizeof formats[0]
-};
-
-#define BIT(p) (1u << (p))
-
-static const unsigned paging_params = BIT(P_LIMIT) | BIT(P_CURSOR) | BIT(P_SORT) | BIT(P_FORMAT);
-
-/* The filters each collection takes (what the data core applies to it). */
-static unsigned filter_params(facts_kind kind)
-{
-    switch (kind) {
-    case FACTS_KIND_SOURCE:
-        return BIT(P_Q);
-    case FACTS_KIND_ACTOR:
-        return BIT(P_KIND) | BIT(P_Q);
-    case FACTS_KIND_EVENT:
-        return BIT(P_ACTOR) | BIT(P_TYPE) | BIT(P_STATUS) | BIT(P_FROM) | BIT(P_TO) | BIT(P_Q);
-    case FACTS_KIND_ESTIMATE:
-        return BIT(P_ACTOR) | BIT(P_KIND) | BIT(P_FROM) | BIT(P_TO) | BIT(P_Q);
-    default:
-        return 0;
-    }
-}
-
-struct params {
-    const char *value[P_COUNT];
-    char store[FACTSD_TARGET_MAX + P_COUNT + 1]; /* decoded values */
-    size_t used;
-    factsd_problem_param errors[FACTSD_PROBLEM_PARAMS_MAX];
-    size_t nerrors;
-    size_t limit;
-    facts_sort sort;
-    bool pretty;
-    bool dated;    /* the collection sorts by date too (set before parsing) */
-    int format;    /* index in formats[] */
-};
-
-/* Copies src into dst (cap bytes) cutting only at a UTF-8 character
- * boundary; text that is not UTF-8 is replaced by "?". */
-static void copy_utf8(char *dst, size_t cap, const char *src)
-{
-    size_t n = strlen(src);
-    if (n >= cap) {
-        n = cap - 1;
-        while (n > 0 && ((unsigned char)src[n] & 0xc0) == 0x80)
-            n--;
-    }
-    if (!factsd_text_utf8_valid(src, n)) {
-        src = "?";
-        n = 1;
-    }
-    memcpy(dst, src, n);
-    dst[n] = '\0';
-}
-
-/* Records an offending parameter once (later reasons for the same name are
- * dropped); the list is capped. */
-static void params_error(struct params *p, const char *name, const char *reason)
-{
-    for (size_t i = 0; i < p->nerrors; i++) {
-        if (strcmp(p->errors[i].name, name) == 0)
-            return;
-    }
-    if (p->nerrors == FACTSD_PROBLEM_PARAMS_MAX)
-        return;
-    factsd_problem_param *e = &p->errors[p->nerrors++];
-    copy_utf8(e->name, sizeof e->name, name);
-    copy_utf8(e->reason, sizeof e->reason, reason);
-}
-
-/* A printable version of a parameter name for error messages. */
-static void printable_name(char *dst, size_t cap, const char *raw, size_t len)
-{
-    char tmp[NAME_LEN];
-    size_t n = 0;
-    if (!factsd_text_pct_decode(raw, len, true, tmp, sizeof tmp, &n)) {
-        size_t k = len < sizeof tmp - 1 ? len : sizeof tmp - 1;
-        memcpy(tmp, raw, k);
-        n = k;
-    }
-    size_t o = 0;
-    for (size_t i = 0; i < n && o + 1 < cap; i++) {
-        unsigned char c = (unsigned char)tmp[i];
-        dst[o++] = (c > 0x20 && c < 0x7f) ? (char)c : '?';
-    }
-    dst[o] = '\0';
-    if (o == 0)
-        snprintf(dst, cap, "%s", "(empty)");
-}
-
-static bool parse_bool(const char *s, bool *out)
-{
-    if (s[0] == '\0' || strcmp(s, "1") == 0 || strcmp(s, "true") == 0) {
-        *out = true;
-        return true;
-    }
-    if (strcmp(s, "0") == 0 || strcmp(s, "false") == 0) {
-        *out = false;
-        return true;
-    }
-    return false;
-}
-
-/* Checks one value that the server can judge alone. */
-static void params_check_value(struct params *p, enum param_id id)
-{
-    const char *v = p->value[id];
-    const char *name = param_names[id];
-    long long n;
-    int32_t day;
-    switch (id) {
-    case P_LIMIT:
-        if (!factsd_text_parse_int(v, 1, FACTS_QUERY_LIMIT_MAX, &n))
-            params_error(p, name, "must be an integer from 1 to 500");
-        else
-            p->limit = (size_t)n;
-        break;
-    case P_PRETTY:
-        if (!parse_bool(v, &p->pretty))
-            params_error(p, name, "must be empty, 1, true, 0 or false");
-        break;
-    case P_SORT:
-        if (facts_sort_parse(v, &p->sort) != FACTS_OK ||
-            (!p->dated && (p->sort == FACTS_SORT_DATE_ASC || p->sort == FACTS_SORT_DATE_DESC)))
-            params_error(p, name,
-                         p->dated ? "must be one of date, -date, name, -name"
-                                  : "must be name or -name (these records have no dates)");
-        break;
-    case P_FROM:
-    case P_TO:
-        if (facts_date_parse(v, id == P_TO, &day) != FACTS_OK)
-            params_error(p, name, "must be a date: YYYY, YYYY-MM or YYYY-MM-DD");
-        break;
-    case P_Q:
-        if (v[0] == '\0')
-            params_error(p, name, "must not be empty");
-        else if (strlen(v) > FACTS_QUERY_TEXT_MAX)
-            params_error(p, name, "must be at most 256 bytes");
-        break;
-    case P_FORMAT: {
-        int found = -1;
-        for (int f = 0; f < FORMAT_COUNT; f++) {
-            if (strcmp(v, formats[f].name) == 0)
-                found = f;
-        }
-        if (found < 0)
-            params_error(p, name, "must be json, csv or ndjson");
-        else
-            p->format = found;
-        break;
-    }
-    case P_CURSOR:
-        if (v[0] == '\0' || strlen(v) > FACTS_CURSOR_MAX)
-            params_error(p, name, "must be a cursor from a previous page");
-        break;
-    case P_ACTOR:
-    case P_TYPE:
-    case P_STATUS:
-    case P_KIND:
-        if (v[0] == '\0')
-            params_error(p, name, "must not be empty");
-        break;
-    case P_COUNT:
-        break;
-    }
-}
-
-/* Splits and decodes the raw query (len bytes after '?') into p, keeping only
- * the parameters in allowed. Every problem is recorded in p->errors. */
-static void params_parse(struct params *p, const char *query, size_t len, unsigned allowed)
-{
-    memset(p->value, 0, sizeof p->value);
-    p->used = 0;
-    p->nerrors = 0;
-    p->limit = FACTS_QUERY_LIMIT_DEFAULT;
-    p->sort = FACTS_SORT_DEFAULT;
-    p->pretty = false;
-    p->format = 0;
-    size_t pieces = 0, pos = 0;
-    factsd_query_piece qp;
-    while (factsd_text_query_next(query, len, &pos, &qp)) {
-        if (++pieces > PIECES_MAX) {
-            params_error(p, "(query)", "has more than 64 parameters");
-            return;
-        }
-        const char *piece = qp.name, *raw_value = qp.value;
-        size_t nlen = qp.name_len, vlen = qp.value_len;
-        char name[NAME_LEN];
-        size_t dn;
-        int id = -1;
-        if (factsd_text_pct_decode(piece, nlen, true, name, sizeof name, &dn)) {
-            for (int k = 0; k < P_COUNT; k++) {
-                if (strcmp(name, param_names[k]) == 0)
-                    id = k;
-            }
-        }
-        if (id < 0) {
-            char shown[NAME_LEN];
-            printable_name(shown, sizeof shown, piece, nlen);
-            params_error(p, shown, "is not a known parameter");
-            continue;
-        }
-        if (!(allowed & BIT(id))) {
-            params_error(p, param_names[id], "does not apply to this resource");
-            continue;
-        }
-        if (p->value[id] != NULL) {
-            params_error(p, param_names[id], "is given more than once");
-            continue;
-        }
-        char *dst = p->store + p->used;
-        size_t room = sizeof p->store - p->used;
-        size_t outlen;
-        if (!factsd_text_pct_decode(raw_value, vlen, true, dst, room, &outlen)) {
-            params_error(p, param_names[id], "contains a control character or a bad escape");
-            continue;
-        }
-        if (!factsd_text_utf8_valid(dst, outlen)) {
-            params_error(p, param_names[id], "is not UTF-8");
-            continue;
-        }
-        p->used += outlen + 1;
-        p->value[id] = dst;
-        params_check_value(p, (enum param_id)id);
-    }
-}
-
-/* Appends the canonical query string of p (fixed order, values encoded)
- * to b, the cursor only when with_cursor. */
-static void params_put_canonical(factsd_buf *b, const struct params *p, bool with_cursor)
-{
-    bool first = true;
-    for (int k = 0; k < P_COUNT; k++) {
-        if ((k == P_CURSOR && !with_cursor) || p->value[k] == NULL)
-            continue;
-        if (!first)
-            factsd_buf_puts(b, "&");
-        factsd_buf_puts(b, param_names[k]);
-        factsd_buf_puts(b, "=");
-        factsd_buf_put_query_value(b, p->value[k]);
-        first = false;
-    }
-}
-
-/* The canonical query string of p with the cursor left out, used to build
- * the next page's link. Returns NULL when memory runs out. */
-static char *params_canonical(const struct params *p)
-{
-    factsd_buf b;
-    factsd_buf_init(&b, 4 * FACTSD_TARGET_MAX);
-    params_put_canonical(&b, p, false);
-    return factsd_buf_steal(&b, NULL);
-}
-
-static bool params_any(const struct params *p)
-{
-    for (int k = 0; k < P_COUNT; k++) {
-        if (p->value[k] != NULL)
-            return true;
-    }
-    return false;
-}
+#define BIT(p) FACTSD_PARAM_BIT(p)
 
 void factsd_route_parse(const char *target, size_t len, factsd_route *r)
 {
@@ -530,7 +246,7 @@ static void answer_cached(factsd_answer *out, const factsd_repr *r, bool pretty)
     answer_body(out, indented, plen, copy, false);
 }
 
-static void answer_bad_params(factsd_answer *out, const struct params *p)
+static void answer_bad_params(factsd_answer *out, const factsd_params *p)
 {
     answer_problem(out, FACTSD_PROBLEM_INVALID_PARAMETERS,
                    p->nerrors == 1 ? "a query parameter is not valid here"
@@ -545,36 +261,36 @@ static const char *core_param_name(const char *pointer)
         return "q";
     if (strcmp(pointer, "subkind") == 0)
         return "kind";
-    for (int k = 0; k < P_COUNT; k++) {
-        if (strcmp(pointer, param_names[k]) == 0)
-            return param_names[k];
+    for (int k = 0; k < FACTSD_PARAM_COUNT; k++) {
+        if (strcmp(pointer, factsd_params_name(k)) == 0)
+            return factsd_params_name(k);
     }
     return "(query)";
 }
 
 /* Sets the filters and paging of q that p gives, among which. */
-static void query_apply(facts_query *q, const struct params *p, unsigned which)
+static void query_apply(facts_query *q, const factsd_params *p, unsigned which)
 {
     const char *const *v = p->value;
-    if ((which & BIT(P_ACTOR)) && v[P_ACTOR] != NULL)
-        q->actor = v[P_ACTOR];
-    if ((which & BIT(P_TYPE)) && v[P_TYPE] != NULL)
-        q->type = v[P_TYPE];
-    if ((which & BIT(P_STATUS)) && v[P_STATUS] != NULL)
-        q->status = v[P_STATUS];
-    if ((which & BIT(P_KIND)) && v[P_KIND] != NULL)
-        q->subkind = v[P_KIND];
-    if ((which & BIT(P_FROM)) && v[P_FROM] != NULL)
-        q->from = v[P_FROM];
-    if ((which & BIT(P_TO)) && v[P_TO] != NULL)
-        q->to = v[P_TO];
-    if ((which & BIT(P_Q)) && v[P_Q] != NULL)
-        q->text = v[P_Q];
-    if ((which & BIT(P_CURSOR)) && v[P_CURSOR] != NULL)
-        q->cursor = v[P_CURSOR];
-    if (which & BIT(P_SORT))
+    if ((which & BIT(FACTSD_PARAM_ACTOR)) && v[FACTSD_PARAM_ACTOR] != NULL)
+        q->actor = v[FACTSD_PARAM_ACTOR];
+    if ((which & BIT(FACTSD_PARAM_TYPE)) && v[FACTSD_PARAM_TYPE] != NULL)
+        q->type = v[FACTSD_PARAM_TYPE];
+    if ((which & BIT(FACTSD_PARAM_STATUS)) && v[FACTSD_PARAM_STATUS] != NULL)
+        q->status = v[FACTSD_PARAM_STATUS];
+    if ((which & BIT(FACTSD_PARAM_KIND)) && v[FACTSD_PARAM_KIND] != NULL)
+        q->subkind = v[FACTSD_PARAM_KIND];
+    if ((which & BIT(FACTSD_PARAM_FROM)) && v[FACTSD_PARAM_FROM] != NULL)
+        q->from = v[FACTSD_PARAM_FROM];
+    if ((which & BIT(FACTSD_PARAM_TO)) && v[FACTSD_PARAM_TO] != NULL)
+        q->to = v[FACTSD_PARAM_TO];
+    if ((which & BIT(FACTSD_PARAM_Q)) && v[FACTSD_PARAM_Q] != NULL)
+        q->text = v[FACTSD_PARAM_Q];
+    if ((which & BIT(FACTSD_PARAM_CURSOR)) && v[FACTSD_PARAM_CURSOR] != NULL)
+        q->cursor = v[FACTSD_PARAM_CURSOR];
+    if (which & BIT(FACTSD_PARAM_SORT))
         q->sort = p->sort;
-    if (which & BIT(P_LIMIT))
+    if (which & BIT(FACTSD_PARAM_LIMIT))
         q->limit = p->limit;
 }
 
@@ -590,13 +306,15 @@ static facts_status query_run(const facts_store *store, const facts_query *q, bo
 /* Finds each filter that the core refuses on its own, so the answer can list
  * every offending parameter, then adds the one the core named in first (the
  * error of the whole query; NULL when it was not run). */
-static void collect_core_errors(struct params *p, const facts_store *store, const facts_query *base,
+static void collect_core_errors(factsd_params *p, const facts_store *store, const facts_query *base,
                                 bool summary, const facts_error *first)
 {
-    static const enum param_id filters[] = {P_ACTOR, P_TYPE, P_STATUS, P_KIND,
-                                            P_FROM,  P_TO,   P_Q};
+    static const factsd_param_id filters[] = {FACTSD_PARAM_ACTOR, FACTSD_PARAM_TYPE,
+                                              FACTSD_PARAM_STATUS, FACTSD_PARAM_KIND,
+                                              FACTSD_PARAM_FROM, FACTSD_PARAM_TO,
+                                              FACTSD_PARAM_Q};
     for (size_t i = 0; i < sizeof filters / sizeof filters[0]; i++) {
-        enum param_id id = filters[i];
+        factsd_param_id id = filters[i];
         if (p->value[id] == NULL)
             continue;
         facts_query q = *base;
@@ -607,27 +325,28 @@ static void collect_core_errors(struct params *p, const facts_store *store, cons
         facts_status st = query_run(store, &q, summary, &page, &sum, &err);
         facts_page_free(page);
         if (st == FACTS_EARG)
-            params_error(p, param_names[id], err.text[0] ? err.text : "is not valid");
-        else if (st == FACTS_ENOTFOUND && id == P_ACTOR)
-            params_error(p, "actor", "names no actor");
+            factsd_params_error(p, factsd_params_name(id),
+                                err.text[0] ? err.text : "is not valid");
+        else if (st == FACTS_ENOTFOUND && id == FACTSD_PARAM_ACTOR)
+            factsd_params_error(p, "actor", "names no actor");
     }
     if (first == NULL)
         return;
     if (first->status == FACTS_ENOTFOUND)
-        params_error(p, "actor", "names no actor");
+        factsd_params_error(p, "actor", "names no actor");
     else
-        params_error(p, core_param_name(first->pointer),
+        factsd_params_error(p, core_param_name(first->pointer),
                      first->text[0] ? first->text : "is not valid");
 }
 
 /* GET of a collection, a sub-collection or the summary. */
 static void answer_query(const factsd_view *v, const factsd_route *r, const facts_record *actor,
-                         struct params *p, factsd_answer *out)
+                         factsd_params *p, factsd_answer *out)
 {
     const facts_store *store = factsd_view_store(v);
     bool summary = r->id == FACTSD_ROUTE_SUMMARY;
     factsd_media media = formats[p->format].media;
-    if (!params_any(p) && p->nerrors == 0) {
+    if (!factsd_params_any(p) && p->nerrors == 0) {
         if (summary) {
             answer_cached(out, factsd_view_summary(v), false);
             return;
@@ -678,7 +397,7 @@ static void answer_query(const factsd_view *v, const factsd_route *r, const fact
                          facts_kind_collection(r->kind));
             else
                 snprintf(path, sizeof path, "/v1/%s", facts_kind_collection(r->kind));
-            char *query = params_canonical(p);
+            char *query = factsd_params_canonical(p);
             link = query != NULL ? factsd_render_next_link(path, query, next) : NULL;
             free(query);
             if (link == NULL) {
@@ -698,7 +417,7 @@ static void answer_query(const factsd_view *v, const factsd_route *r, const fact
 
 /* The cache key of a request: its route with canonical ids, then its
  * canonical parameters. Returns NULL when memory runs out. */
-static char *cache_key(const factsd_route *r, const facts_record *rec, const struct params *p,
+static char *cache_key(const factsd_route *r, const facts_record *rec, const factsd_params *p,
                        size_t *len)
 {
     factsd_buf b;
@@ -745,7 +464,7 @@ static char *cache_key(const factsd_route *r, const facts_record *rec, const str
         break;
     }
     factsd_buf_puts(&b, "?");
-    params_put_canonical(&b, p, true);
+    factsd_params_put_canonical(&b, p, true);
     return factsd_buf_steal(&b, len);
 }
 
@@ -823,28 +542,22 @@ void factsd_routes_get(const factsd_view *v, const factsd_route *r, const char *
                        NULL, 0);
         return;
     }
-    unsigned allowed = r->id == FACTSD_ROUTE_ASSET ? 0 : BIT(P_PRETTY);
-    if (r->id == FACTSD_ROUTE_COLLECTION)
-        allowed |= paging_params | filter_params(r->kind);
-    else if (r->id == FACTSD_ROUTE_ACTOR_SUB)
-        allowed |= paging_params | (filter_params(r->kind) & ~BIT(P_ACTOR));
-    else if (r->id == FACTSD_ROUTE_SUMMARY)
-        allowed |= filter_params(FACTS_KIND_ESTIMATE);
-    struct params params;
-    struct params *p = &params;
+    unsigned allowed = factsd_params_allowed(r);
+    factsd_params params;
+    factsd_params *p = &params;
     p->dated = r->kind == FACTS_KIND_EVENT || r->kind == FACTS_KIND_ESTIMATE;
     if (qmark != NULL)
-        params_parse(p, qmark + 1, len - plen - 1, allowed);
+        factsd_params_parse(p, qmark + 1, len - plen - 1, allowed);
     else
-        params_parse(p, "", 0, allowed);
+        factsd_params_parse(p, "", 0, allowed);
     bool lists = r->id == FACTSD_ROUTE_COLLECTION || r->id == FACTSD_ROUTE_ACTOR_SUB;
-    if (lists && p->value[P_FORMAT] == NULL) {
+    if (lists && p->value[FACTSD_PARAM_FORMAT] == NULL) {
         /* No format=: Accept chooses, and the choice joins the parameters
          * (so the cache and the next page's link carry it). */
-        const char *types[FORMAT_COUNT];
-        for (int f = 0; f < FORMAT_COUNT; f++)
+        const char *types[FACTSD_PARAMS_FORMAT_COUNT];
+        for (int f = 0; f < FACTSD_PARAMS_FORMAT_COUNT; f++)
             types[f] = formats[f].type;
-        int f = factsd_negotiate_media(accept, types, FORMAT_COUNT);
+        int f = factsd_negotiate_media(accept, types, FACTSD_PARAMS_FORMAT_COUNT);
         if (f < 0) {
             answer_problem(out, FACTSD_PROBLEM_NOT_ACCEPTABLE,
                            "this resource is available as application/json, text/csv and "
@@ -852,9 +565,9 @@ void factsd_routes_get(const factsd_view *v, const factsd_route *r, const char *
                            NULL, 0);
             return;
         }
-        p->format = f;
+        p->format = (factsd_params_format)f;
         if (f != 0)
-            p->value[P_FORMAT] = formats[f].name;
+            p->value[FACTSD_PARAM_FORMAT] = factsd_params_format_name((factsd_params_format)f);
     }
     const facts_store *store = factsd_view_store(v);
     const facts_record *rec = NULL;
@@ -876,7 +589,7 @@ void factsd_routes_get(const factsd_view *v, const factsd_route *r, const char *
      * same canonical request was answered before. */
     char *key = NULL;
     size_t keylen = 0;
-    if (p->nerrors == 0 && params_any(p)) {
+    if (p->nerrors == 0 && factsd_params_any(p)) {
         key = cache_key(r, rec, p, &keylen);
         const factsd_repr *hit = key != NULL ? factsd_view_cache_get(v, key, keylen) : NULL;
         if (hit != NULL) {

@@ -57,7 +57,8 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     int n = snprintf(folder, sizeof folder, "%s/facts-fuzz-journal-XXXXXX", base);
     FUZZ_CHECK(n > 0 && (size_t)n < sizeof folder, "temporary folder name");
     FUZZ_CHECK(mkdtemp(folder) != NULL, "mkdtemp %s: %s", folder, strerror(errno));
-    snprintf(journal_path, sizeof journal_path, "%s/journal", folder);
+    n = snprintf(journal_path, sizeof journal_path, "%s/journal", folder);
+    FUZZ_CHECK(n > 0 && (size_t)n < sizeof journal_path, "journal path");
     atexit(remove_folder);
     return 0;
 }
