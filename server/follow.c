@@ -92,7 +92,14 @@ static void follow_report(factsd_follow *f)
     if (lag < 0)
         lag = 0;
     bool ready = f->store != NULL && !f->diverged && lag <= (long long)f->cfg.max_lag * 1000;
-    factsd_metrics_replica_set((uint64_t)lag, f->connected, ready, follow_revision(f));
+    factsd_metrics_replica rep = {
+        .connected = f->connected,
+        .ready = ready,
+        .diverged = f->diverged,
+        .lag_ms = (uint64_t)lag,
+        .revision = follow_revision(f),
+    };
+    factsd_metrics_replica_set(&rep);
     f->reported_ms = now;
 }
 
@@ -572,7 +579,7 @@ factsd_follow *factsd_follow_new(const factsd_config *cfg, char *msg, size_t siz
         snprintf(msg, size, "libcurl lacks an option factsd needs (7.85 or later is)");
         return NULL;
     }
-    factsd_metrics_replica_set(0, false, false, 0);
+    factsd_metrics_replica_set(&(factsd_metrics_replica){.ready = false});
     return f;
 }
 

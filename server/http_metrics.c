@@ -64,6 +64,9 @@ void factsd_http_ready_get(factsd_http_conn *k, factsd_answer *out)
         detail = "the server is stopping";
     else if (rep.enabled && !rep.ready)
         detail = rep.revision == 0 ? "the replica has not loaded a snapshot yet"
+                 : rep.diverged    ? "the primary's data is behind this replica's, or differs "
+                                     "at the same revision: the replica keeps its revision "
+                                     "until the primary moves past it"
                                    : "the replica has not caught up with its primary";
     out->repr = out->own = NULL;
     out->status = 500;

@@ -99,6 +99,7 @@ static struct {
     atomic_bool replica_enabled;
     atomic_bool replica_connected;
     atomic_bool replica_ready;
+    atomic_bool replica_diverged;
     atomic_uint_least64_t replica_lag_ms;
     atomic_uint_least64_t replica_revision;
 } reg = {
@@ -206,12 +207,13 @@ void factsd_metrics_compaction(void)
     add(&block_get()->compactions, 1);
 }
 
-void factsd_metrics_replica_set(uint64_t lag_ms, bool connected, bool ready, uint64_t revision)
+void factsd_metrics_replica_set(const factsd_metrics_replica *rep)
 {
-    atomic_store_explicit(&reg.replica_lag_ms, lag_ms, memory_order_relaxed);
-    atomic_store_explicit(&reg.replica_connected, connected, memory_order_relaxed);
-    atomic_store_explicit(&reg.replica_revision, revision, memory_order_relaxed);
-    atomic_store_explicit(&reg.replica_ready, ready, memory_order_relaxed);
+    atomic_store_explicit(&reg.replica_lag_ms, rep->lag_ms, memory_order_relaxed);
+    atomic_store_explicit(&reg.replica_connected, rep->connected, memory_order_relaxed);
+    atomic_store_explicit(&reg.replica_revision, rep->revision, memory_order_relaxed);
+    atomic_store_explicit(&reg.replica_diverged, rep->diverged, memory_order_relaxed);
+    atomic_store_explicit(&reg.replica_ready, rep->ready, memory_order_relaxed);
     atomic_store_explicit(&reg.replica_enabled, true, memory_order_release);
 }
 
@@ -225,6 +227,7 @@ void factsd_metrics_replica_get(factsd_metrics_replica *out)
     out->connected = atomic_load_explicit(&reg.replica_connected, memory_order_relaxed);
     out->lag_ms = atomic_load_explicit(&reg.replica_lag_ms, memory_order_relaxed);
     out->revision = atomic_load_explicit(&reg.replica_revision, memory_order_relaxed);
+    out->diverged = atomic_load_explicit(&reg.replica_diverged, memory_order_relaxed);
 }
 
 void factsd_metrics_start(void)

@@ -69,6 +69,8 @@ typedef struct factsd_metrics_replica {
     bool enabled;      /* replica mode is on: it reported at least once */
     bool connected;    /* it is connected to its primary */
     bool ready;        /* a snapshot is loaded and it has caught up */
+    bool diverged;     /* its primary's data is behind its own, or differs at
+                          the same revision: it waits, not ready */
     uint64_t lag_ms;   /* how far it is behind its primary */
     uint64_t revision; /* the revision it has applied; 0: none yet */
 } factsd_metrics_replica;
@@ -88,12 +90,12 @@ void factsd_metrics_journal_append(bool ok, uint64_t duration_ns);
 /* Counts one compaction that completed. Never fails. */
 void factsd_metrics_compaction(void);
 
-/* The replica hook (see the file comment): lag_ms behind the primary,
- * connected to it or not, ready to answer (a snapshot loaded and caught
- * up) or not, at revision (0: none applied yet). Thread-safe; never
+/* The replica hook (see the file comment): rep (borrowed; its enabled is
+ * ignored) says how far the replica is behind its primary, whether it is
+ * connected, ready to answer (a snapshot loaded and caught up), diverged,
+ * and the revision it has applied (0: none yet). Thread-safe; never
  * fails. */
-void factsd_metrics_replica_set(uint64_t lag_ms, bool connected, bool ready,
-                                uint64_t revision);
+void factsd_metrics_replica_set(const factsd_metrics_replica *rep);
 
 /* Fills *out with the replica's last report (enabled false and the rest
  * zero before any). Thread-safe; never fails. */

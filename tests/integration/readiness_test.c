@@ -290,7 +290,7 @@ int main(int argc, char **argv)
     CHECK(sample(r->body, "factsd_replica_lag_seconds") < 0, "no replica metrics standalone");
 
     /* A replica starting: nothing loaded, not connected. */
-    factsd_metrics_replica_set(0, false, false, 0);
+    factsd_metrics_replica_set(&(factsd_metrics_replica){.ready = false});
     request(curl, base, "GET", "/readyz", r);
     check_not_ready(r, 0, 0, "has not loaded a snapshot");
     request(curl, base, "HEAD", "/readyz", r);
@@ -303,7 +303,8 @@ int main(int argc, char **argv)
           "the replica's gauges appear");
 
     /* Loaded, connected, 2.5 s behind. */
-    factsd_metrics_replica_set(2500, true, false, (uint64_t)revision);
+    factsd_metrics_replica_set(&(factsd_metrics_replica){
+        .connected = true, .lag_ms = 2500, .revision = (uint64_t)revision});
     request(curl, base, "GET", "/readyz", r);
     check_not_ready(r, 2.5, revision, "has not caught up");
     request(curl, base, "GET", "/metrics", r);
@@ -314,8 +315,15 @@ int main(int argc, char **argv)
                           "code=\"5xx\"} 2\n") != NULL,
           "the 503s are counted");
 
+    /* Diverged: its primary came back behind it. */
+    factsd_metrics_replica_set(&(factsd_metrics_replica){
+        .connected = true, .diverged = true, .revision = (uint64_t)revision});
+    request(curl, base, "GET", "/readyz", r);
+    check_not_ready(r, 0, revision, "primary's data is behind this replica's");
+
     /* Caught up. */
-    factsd_metrics_replica_set(40, true, true, (uint64_t)revision);
+    factsd_metrics_replica_set(&(factsd_metrics_replica){
+        .connected = true, .ready = true, .lag_ms = 40, .revision = (uint64_t)revision});
     request(curl, base, "GET", "/readyz", r);
     check_ready(r, revision);
 

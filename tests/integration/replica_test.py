@@ -317,7 +317,9 @@ def test_follow(tmp):
     check(wait_until(lambda: "behind this replica" in r.log(), 8),
           f"primary behind: the replica says so: {r.log()[-400:]}")
     check(revision(r.port) == want2, "primary behind: the replica keeps its revision")
-    check(request(r.port, "GET", "/readyz").status == 503, "primary behind: not ready")
+    nr = request(r.port, "GET", "/readyz")
+    check(nr.status == 503 and "behind this replica's" in nr.json().get("detail", ""),
+          f"primary behind: not ready, and /readyz says why: {nr.body[:300]!r}")
     r.stop()
     p.stop()
 

@@ -279,15 +279,19 @@ static void test_replica(const factsd_metrics_gauges *g)
     factsd_metrics_replica r;
     factsd_metrics_replica_get(&r);
     CHECK(!r.enabled && !r.ready && r.lag_ms == 0);
-    factsd_metrics_replica_set(1500, true, false, 7);
+    factsd_metrics_replica_set(&(factsd_metrics_replica){
+        .connected = true, .diverged = true, .lag_ms = 1500, .revision = 7});
     factsd_metrics_replica_get(&r);
-    CHECK(r.enabled && r.connected && !r.ready && r.lag_ms == 1500 && r.revision == 7);
+    CHECK(r.enabled && r.connected && !r.ready && r.diverged && r.lag_ms == 1500 &&
+          r.revision == 7);
     struct scrape s;
     scrape_take(&s, FACTSD_METRICS_TEXT, g, "0.1.0");
     CHECK_STR(scrape_get(&s, "factsd_replica_lag_seconds"), "1.500");
     CHECK_STR(scrape_get(&s, "factsd_replica_connected"), "1");
     free(s.body);
-    factsd_metrics_replica_set(0, false, true, 9);
+    factsd_metrics_replica_set(&(factsd_metrics_replica){.ready = true, .revision = 9});
+    factsd_metrics_replica_get(&r);
+    CHECK(r.ready && !r.diverged && !r.connected && r.revision == 9);
     scrape_take(&s, FACTSD_METRICS_OPENMETRICS, g, "0.1.0");
     CHECK_STR(scrape_get(&s, "factsd_replica_lag_seconds"), "0.000");
     CHECK_STR(scrape_get(&s, "factsd_replica_connected"), "0");
