@@ -45,6 +45,7 @@ struct factsd_conns {
     factsd_conn *list;         /* open connections, for the sweeper */
     long trim_high;            /* the most connections open since the last
                                   memory_trim (the sweeper's own) */
+    long trim_last;            /* the count at the sweeper's last look */
 };
 
 long long factsd_conn_now_ms(void)
@@ -180,7 +181,10 @@ static void *acceptor_main(void *arg)
 
 /* Hands the free memory the allocator keeps back to the system once a
  * surge of connections has gone: when the count has fallen by TRIM_CONNS
- * or more since its high mark, to half of it or less. Each connection's
+ * or more since its high mark, to half of it or less, and has stopped
+ * falling (trimming in the middle of the close-down would leave what the
+ * rest of the surge frees untrimmed: the high mark starts again from
+ * there). Each connection's
  * buffers are allocated and freed in the workers' malloc arenas, and glibc
  * returns little of that by itself, so without this a thousand slow
  * clients, once gone, would leave the process larger by most of what they
@@ -190,7 +194,9 @@ static void memory_trim(factsd_conns *cs)
     long n = atomic_load(&cs->nconns);
     if (n > cs->trim_high)
         cs->trim_high = n;
-    if (cs->trim_high - n < TRIM_CONNS || n > cs->trim_high / 2)
+    bool falling = n < cs->trim_last;
+    cs->trim_last = n;
+    if (falling || cs->trim_high - n < TRIM_CONNS || n > cs->trim_high / 2)
         return;
 #ifdef __GLIBC__
     (void)malloc_trim(0);

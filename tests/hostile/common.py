@@ -133,6 +133,19 @@ class Server:
         """Resident memory now, KiB."""
         return self._status("VmRSS")
 
+    def rss_settled(self, seconds=1.5):
+        """Resident memory once a surge is over, KiB: the least of samples
+        over seconds. The server hands freed memory back to the system at
+        the first sweep (every 250 ms) after its connection count stops
+        falling, so a single sample right after the clients close can come
+        before that."""
+        least = self.rss()
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            time.sleep(0.1)
+            least = min(least, self.rss())
+        return least
+
     def peak(self):
         """Resident memory's peak since peak_reset (or the start), KiB."""
         return self._status("VmHWM")

@@ -239,8 +239,7 @@ def main():
                 rounds += 1
             alive = s.alive()
             left = s.settle(1, timeout=15)
-            time.sleep(0.5)
-            after = s.rss()
+            after = s.rss_settled()
             statuses = {src: s.status_of("/healthz", source=src)
                         for src in ("127.0.0.1", common.PROBE_SOURCE)}
             burst_served = totals.get("served", 0)

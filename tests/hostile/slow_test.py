@@ -149,9 +149,8 @@ def run_one(args, workdir, run, spread, token):
 
         # Afterwards: the connections go, the server answers, memory is back.
         left = s.settle(1, timeout=30)
-        time.sleep(0.5)
+        after = s.rss_settled()
         health = s.status_of("/healthz")
-        after = s.rss()
         peak = s.peak()
         most_client, closed_client = client_counts(prefix + ".csv")
         refused_posts = s.metric('factsd_http_requests_total{route="/v1/{collection}",'

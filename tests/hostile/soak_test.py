@@ -307,8 +307,7 @@ def main():
                   f"the warm-up sees only the statuses it asks for ({warm.unexpected}, "
                   f"{warm.broken_what})")
             s.settle(1, timeout=15)
-            time.sleep(0.5)
-            start_rss = s.rss()
+            start_rss = s.rss_settled()
             s.peak_reset()
             rev0 = revision(s)
             acked0 = sum(st["acked"] for st in states)
@@ -318,8 +317,7 @@ def main():
             took = time.monotonic() - t0
             peak_rss = s.peak()
             left = s.settle(1, timeout=15)
-            time.sleep(0.5)
-            end_rss = s.rss()
+            end_rss = s.rss_settled()
 
             # Lost writes: each record as its last acknowledged write left it,
             # and one revision for each acknowledged write.
